@@ -1,0 +1,95 @@
+// Symbolization: turns raw addresses into Frames.
+//
+// Sources: /proc/PID/maps; ELF .symtab and .dynsym; separate debug files found
+// by build-id (/usr/lib/debug/.build-id/xx/yyyy.debug) and .gnu_debuglink;
+// C++ demangling; kernel symbols from /proc/kallsyms; optional file:line (and
+// inlined frames) through libdw.
+//
+// Caching: parsed ELF files are cached by build-id (or path+mtime+size when a
+// file has no build-id), and each process's memory map is snapshotted, so a
+// process that exited after its samples were taken still symbolizes as long as
+// its map was snapshotted (snapshot_process) while it was alive.
+//
+// All caches are bounded (max_binaries / max_processes); evictions are counted.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/profile.h"
+
+namespace tickprobe {
+
+struct SymbolizerOptions {
+  bool line_info = false;        // file:line and inlined frames through libdw
+  bool demangle = true;
+  size_t max_binaries = 256;     // cached ELF files
+  size_t max_processes = 1024;   // cached /proc/PID/maps snapshots
+  std::string sysroot;           // prefix for reading binaries (default: /proc/PID/root when needed)
+};
+
+struct SymbolizerStats {
+  uint64_t binaries_cached = 0;
+  uint64_t binary_cache_hits = 0;
+  uint64_t binary_cache_misses = 0;
+  uint64_t binary_evictions = 0;
+  uint64_t processes_cached = 0;
+  uint64_t process_evictions = 0;
+  uint64_t unknown_frames = 0;  // addresses no symbol covered
+  uint64_t resolved_frames = 0;
+};
+
+// One executable mapping of a process (from /proc/PID/maps).
+struct Mapping {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  uint64_t file_offset = 0;
+  uint64_t inode = 0;
+  uint32_t dev_major = 0, dev_minor = 0;
+  std::string path;  // "" for anonymous; "[vdso]" etc. for special
+  bool executable = false;
+};
+
+// Parses /proc/PID/maps (all mappings, or only executable ones).
+std::vector<Mapping> read_proc_maps(uint32_t pid, bool executable_only = true);
+
+class Symbolizer {
+ public:
+  explicit Symbolizer(SymbolizerOptions opts = {});
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Snapshots /proc/PID/maps (and opens the mapped binaries) so the process
+  // symbolizes after it exits. Returns false if the process is gone.
+  bool snapshot_process(uint32_t pid);
+  // Drops a process's map snapshot (e.g. after exec, so the new image is read).
+  void forget_process(uint32_t pid);
+
+  // User addresses of process `pid`, leaf first. Returns one or more Frames per
+  // address (more than one when line_info expands inlined frames; the inlined
+  // ones come first, innermost first). `is_return_address[i]` may be given to
+  // look up addr-1 for frames that are return addresses (all but the leaf).
+  std::vector<Frame> symbolize_user(uint32_t pid, const std::vector<uint64_t>& addrs,
+                                    bool leaf_is_exact_ip = true);
+  // Kernel addresses (from /proc/kallsyms), leaf first.
+  std::vector<Frame> symbolize_kernel(const std::vector<uint64_t>& addrs);
+
+  // Single-address lookup in an ELF file by file-relative virtual address
+  // (e.g. for attaching uprobes or checking a known function).
+  std::optional<uint64_t> find_symbol_address(const std::string& elf_path, const std::string& name);
+
+  SymbolizerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Demangles an Itanium C++ name; returns the input when it is not mangled.
+std::string demangle(const std::string& name);
+
+}  // namespace tickprobe
