@@ -1,1 +1,0 @@
-// exporters: see headers
