@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Shared definitions for tickprobe's in-kernel stack unwinder.
+ *
+ * A plain frame-pointer walk is wrong at two places that matter to us:
+ *  - inside code built without frame pointers (Debian's libc, libstdc++,
+ *    OpenSSL): a thread blocked in read()/epoll_wait() loses the function
+ *    that called into libc;
+ *  - at a uprobe on a function's entry, before `push rbp; mov rbp,rsp`:
+ *    the immediate caller is skipped.
+ * So user space compiles each mapped binary's .eh_frame (DWARF CFI) into a
+ * compact, sorted row table (struct tp_unwind_row), and the BPF side unwinds
+ * with it: per frame, find the row covering the PC, compute the CFA from rsp
+ * or rbp, read the return address at CFA-8 and restore rbp. Binaries whose
+ * code keeps frame pointers (tp_mapping.flags & TP_MAPPING_FP) are walked
+ * by frame pointer except at the leaf, which is always unwound by CFI.
+ *
+ * Plain C, fixed-width types, explicit padding: included by BPF and C++.
+ */
+#ifndef TICKPROBE_UNWIND_H
+#define TICKPROBE_UNWIND_H
+
+#define TP_MAX_FRAMES 64          /* user or kernel frames kept per stack */
+#define TP_MAX_PROC_MAPPINGS 256  /* executable mappings tracked per process */
+
+enum tp_cfa_type {
+	TP_CFA_INVALID = 0, /* no CFI here (gap between FDEs): fall back to FP */
+	TP_CFA_RSP = 1,     /* CFA = rsp + cfa_offset */
+	TP_CFA_RBP = 2,     /* CFA = rbp + cfa_offset */
+	TP_CFA_PLT = 3,     /* PLT stub: CFA = rsp + 8 + ((pc & 15) >= cfa_offset ? 8 : 0) */
+	TP_CFA_END = 4,     /* return address undefined: outermost frame */
+};
+
+enum tp_rbp_rule {
+	TP_RBP_SAME = 0,   /* caller's rbp == current rbp */
+	TP_RBP_OFFSET = 1, /* caller's rbp saved at CFA + rbp_offset */
+	TP_RBP_UNDEF = 2,  /* not recoverable */
+};
+
+/* One row of an unwind table: valid from pc up to the next row's pc. */
+struct tp_unwind_row {
+	__u32 pc;         /* ELF virtual address (file-relative) */
+	__s32 cfa_offset;
+	__u8 cfa_type;    /* enum tp_cfa_type */
+	__u8 rbp_rule;    /* enum tp_rbp_rule */
+	__s16 rbp_offset;
+};
+
+#define TP_MAPPING_FP 1u /* binary keeps frame pointers: FP-walk non-leaf frames */
+
+struct tp_mapping {
+	__u64 start;      /* runtime address range [start, end) */
+	__u64 end;
+	__u64 bias;       /* runtime address - ELF virtual address */
+	__u32 row_start;  /* first row in the global row array */
+	__u32 row_count;  /* 0: no table, walk by frame pointer */
+	__u32 flags;      /* TP_MAPPING_* */
+	__u32 file_id;    /* collector's id of the binary (for debugging) */
+};
+
+struct tp_proc_maps {
+	__u32 count;      /* mappings in use, sorted by start */
+	__u32 generation; /* bumped by user space on every rewrite */
+	struct tp_mapping maps[TP_MAX_PROC_MAPPINGS];
+};
+
+#define TP_STACK_TRUNCATED (1u << 0)  /* hit TP_MAX_FRAMES */
+#define TP_STACK_READ_FAULT (1u << 1) /* a user-memory read failed mid-walk */
+#define TP_STACK_NO_MAPPING (1u << 2) /* a PC outside every known mapping */
+#define TP_STACK_USED_FP (1u << 3)    /* at least one frame-pointer step */
+
+/* A stack, content-addressed by a 64-bit hash in the stacks map. */
+struct tp_stack {
+	__u32 len;
+	__u32 flags; /* TP_STACK_* */
+	__u64 ips[TP_MAX_FRAMES];
+};
+
+/* Self-accounting counters, one per-CPU array slot each. */
+enum tp_error_counter {
+	TP_ERR_STACKS_FULL = 0,     /* stacks map full: stack dropped */
+	TP_ERR_COUNTS_FULL,         /* aggregation map full: sample dropped */
+	TP_ERR_USER_STACK_EMPTY,    /* no user frame could be read */
+	TP_ERR_KERNEL_STACK_FAIL,   /* bpf_get_stack failed for the kernel */
+	TP_ERR_UNWIND_TRUNCATED,    /* stack deeper than TP_MAX_FRAMES */
+	TP_ERR_UNWIND_NO_MAPPING,   /* PC in no known mapping: map refresh needed */
+	TP_ERR_UNWIND_READ_FAULT,   /* user memory not readable mid-walk */
+	TP_ERR_START_FULL,          /* per-thread start map full (off-CPU) */
+	TP_ERR_RINGBUF_FULL,        /* ringbuf reserve failed: event dropped */
+	TP_ERR_EVENTS_SAMPLED_OUT,  /* events skipped by sampling (not an error) */
+	TP_ERR_MAX,
+};
+
+#endif /* TICKPROBE_UNWIND_H */

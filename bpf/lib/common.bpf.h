@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* BPF-only helpers shared by every tickprobe family: the target set and the
+ * self-accounting counters. */
+#ifndef TICKPROBE_COMMON_BPF_H
+#define TICKPROBE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "unwind.h"
+
+#ifndef TP_MAX_TARGETS
+#define TP_MAX_TARGETS 1024
+#endif
+
+/* tgid -> 1 for every traced process. Shared by all families (user space
+ * reuses one map fd), so attaching a target is one map update. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TP_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} targets SEC(".maps");
+
+/* Per-family self-accounting, indexed by enum tp_error_counter. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TP_ERR_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} errors SEC(".maps");
+
+static __always_inline void tp_count_error(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&errors, &which);
+	if (v)
+		*v += 1; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline bool tp_is_target(__u32 tgid)
+{
+	return tgid != 0 && bpf_map_lookup_elem(&targets, &tgid) != NULL;
+}
+
+#endif /* TICKPROBE_COMMON_BPF_H */

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The user-stack unwinder (see bpf/include/unwind.h for why) and the
+ * content-addressed stack store shared by every family.
+ *
+ * Cost: per frame, one mapping binary search (<= 8 steps over the process's
+ * sorted executable mappings) and, where CFI is used, one row binary search
+ * (<= 21 steps over the binary's rows). Frames inside binaries that keep
+ * frame pointers take the cheap FP step instead (two user reads).
+ */
+#ifndef TICKPROBE_UNWIND_BPF_H
+#define TICKPROBE_UNWIND_BPF_H
+
+#include "common.bpf.h"
+
+#ifndef TP_UNWIND_ROWS
+#define TP_UNWIND_ROWS (1 << 20)
+#endif
+#ifndef TP_MAX_STACKS
+#define TP_MAX_STACKS 16384
+#endif
+
+/* Every binary's rows, back to back; tp_mapping says where each starts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TP_UNWIND_ROWS);
+	__type(key, __u32);
+	__type(value, struct tp_unwind_row);
+} unwind_rows SEC(".maps");
+
+/* tgid -> its executable mappings, written by user space from /proc/PID/maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TP_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct tp_proc_maps);
+} proc_maps SEC(".maps");
+
+/* 64-bit content hash -> stack. User space reads and prunes it; a stack
+ * already pruned is found again in user space's own cache by its hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TP_MAX_STACKS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct tp_stack);
+} stacks SEC(".maps");
+
+struct tp_unwind_scratch {
+	__u64 ip, sp, bp;
+	__u32 tgid;
+	__u32 pad;
+	struct tp_stack user;
+	struct tp_stack kern;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tp_unwind_scratch);
+} unwind_scratch SEC(".maps");
+
+static __always_inline struct tp_unwind_scratch *tp_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&unwind_scratch, &zero);
+}
+
+/* The mapping that contains ip, or NULL. Mappings are sorted by start. */
+static __always_inline struct tp_mapping *tp_find_mapping(struct tp_proc_maps *pm, __u64 ip)
+{
+	__u32 lo = 0, hi = pm->count;
+	if (hi > TP_MAX_PROC_MAPPINGS)
+		hi = TP_MAX_PROC_MAPPINGS;
+	for (int i = 0; i < 9 && lo < hi; i++) { /* 2^8 = TP_MAX_PROC_MAPPINGS */
+		__u32 mid = (lo + hi) / 2;
+		struct tp_mapping *m = &pm->maps[mid & (TP_MAX_PROC_MAPPINGS - 1)];
+		if (ip < m->start)
+			hi = mid;
+		else if (ip >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+/* The last row with row.pc <= pc among [start, start+count), or NULL. */
+static __always_inline struct tp_unwind_row *tp_find_row(__u32 start, __u32 count, __u64 pc)
+{
+	__u32 lo = start, hi = start + count; /* search [lo, hi) for upper bound */
+	struct tp_unwind_row *row;
+	if (pc > 0xffffffffULL)
+		return NULL;
+	for (int i = 0; i < 22 && lo < hi; i++) { /* 2^21 rows per binary */
+		__u32 mid = lo + (hi - lo) / 2;
+		row = bpf_map_lookup_elem(&unwind_rows, &mid);
+		if (!row)
+			return NULL;
+		if (row->pc <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == start)
+		return NULL;
+	lo -= 1;
+	return bpf_map_lookup_elem(&unwind_rows, &lo);
+}
+
+static long tp_unwind_step(__u32 index, void *unused)
+{
+	struct tp_unwind_scratch *s = tp_scratch();
+	struct tp_proc_maps *pm;
+	struct tp_mapping *m = NULL;
+	__u64 ip, cfa = 0, ra = 0, next_bp;
+	__u32 n;
+
+	if (!s)
+		return 1;
+	ip = s->ip;
+	n = s->user.len;
+	if (ip == 0)
+		return 1;
+	if (n >= TP_MAX_FRAMES) {
+		s->user.flags |= TP_STACK_TRUNCATED;
+		return 1;
+	}
+	s->user.ips[n & (TP_MAX_FRAMES - 1)] = ip;
+	s->user.len = n + 1;
+
+	pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
+	if (pm)
+		m = tp_find_mapping(pm, ip);
+	if (!m)
+		s->user.flags |= TP_STACK_NO_MAPPING;
+
+	/* The leaf's PC is exact; callers' PCs are return addresses, which may
+	 * already lie past the end of the calling function: look up pc - 1. */
+	if (m && m->row_count && (n == 0 || !(m->flags & TP_MAPPING_FP))) {
+		__u64 rel = ip - m->bias - (n ? 1 : 0);
+		struct tp_unwind_row *row = tp_find_row(m->row_start, m->row_count, rel);
+		if (row && row->cfa_type != TP_CFA_INVALID) {
+			if (row->cfa_type == TP_CFA_END)
+				return 1;
+			if (row->cfa_type == TP_CFA_RSP)
+				cfa = s->sp + row->cfa_offset;
+			else if (row->cfa_type == TP_CFA_RBP)
+				cfa = s->bp + row->cfa_offset;
+			else /* TP_CFA_PLT */
+				cfa = s->sp + 8 + (((ip & 15) >= (__u64)row->cfa_offset) ? 8 : 0);
+			if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
+				s->user.flags |= TP_STACK_READ_FAULT;
+				return 1;
+			}
+			if (row->rbp_rule == TP_RBP_OFFSET) {
+				if (bpf_probe_read_user(&next_bp, sizeof(next_bp),
+							(void *)(cfa + row->rbp_offset)))
+					next_bp = 0;
+				s->bp = next_bp;
+			} else if (row->rbp_rule == TP_RBP_UNDEF) {
+				s->bp = 0;
+			}
+			if (cfa <= s->sp)
+				return 1; /* the stack must grow towards the root */
+			s->sp = cfa;
+			s->ip = ra;
+			return 0;
+		}
+	}
+
+	/* Frame-pointer step: [bp] is the caller's bp, [bp+8] the return address. */
+	if (s->bp == 0 || s->bp < s->sp)
+		return 1;
+	if (bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)s->bp) ||
+	    bpf_probe_read_user(&ra, sizeof(ra), (void *)(s->bp + 8))) {
+		s->user.flags |= TP_STACK_READ_FAULT;
+		return 1;
+	}
+	s->user.flags |= TP_STACK_USED_FP;
+	s->sp = s->bp + 16;
+	s->bp = next_bp;
+	s->ip = ra;
+	return 0;
+}
+
+static __always_inline __u64 tp_hash_stack(struct tp_stack *st, __u64 seed)
+{
+	__u64 h = 0xcbf29ce484222325ULL ^ seed;
+	__u32 len = st->len;
+	for (int i = 0; i < TP_MAX_FRAMES; i++) {
+		if (i >= len)
+			break;
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+		h ^= h >> 29;
+	}
+	return h ? h : 1;
+}
+
+/* Stores st under its hash; returns the hash, or 0 if the store is full. */
+static __always_inline __u64 tp_store_stack(struct tp_stack *st, __u64 seed)
+{
+	__u64 h;
+	if (st->len == 0)
+		return 0;
+	h = tp_hash_stack(st, seed);
+	if (bpf_map_lookup_elem(&stacks, &h))
+		return h;
+	/* An update may lose a race with another CPU (EEXIST: fine); only a
+	 * stack that is still missing afterwards was dropped. */
+	bpf_map_update_elem(&stacks, &h, st, BPF_NOEXIST);
+	if (!bpf_map_lookup_elem(&stacks, &h)) {
+		tp_count_error(TP_ERR_STACKS_FULL);
+		return 0;
+	}
+	return h;
+}
+
+/* Unwinds the current task's user stack from its user-mode registers and
+ * stores it. Returns the stack's hash, or 0. */
+static __always_inline __u64 tp_user_stack(__u32 tgid, __u64 ip, __u64 sp, __u64 bp)
+{
+	struct tp_unwind_scratch *s = tp_scratch();
+	__u64 h;
+	if (!s)
+		return 0;
+	s->ip = ip;
+	s->sp = sp;
+	s->bp = bp;
+	s->tgid = tgid;
+	s->user.len = 0;
+	s->user.flags = 0;
+	bpf_loop(TP_MAX_FRAMES + 1, tp_unwind_step, NULL, 0);
+	if (s->user.flags & TP_STACK_TRUNCATED)
+		tp_count_error(TP_ERR_UNWIND_TRUNCATED);
+	if (s->user.flags & TP_STACK_NO_MAPPING)
+		tp_count_error(TP_ERR_UNWIND_NO_MAPPING);
+	if (s->user.flags & TP_STACK_READ_FAULT)
+		tp_count_error(TP_ERR_UNWIND_READ_FAULT);
+	if (s->user.len == 0) {
+		tp_count_error(TP_ERR_USER_STACK_EMPTY);
+		return 0;
+	}
+	h = tp_store_stack(&s->user, 0);
+	return h;
+}
+
+/* The current task's user stack, taking registers from its saved user-mode
+ * pt_regs (valid in any context where the task entered the kernel). */
+static __always_inline __u64 tp_current_user_stack(__u32 tgid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u64 ip, sp, bp;
+	if (!regs)
+		return 0;
+	ip = BPF_CORE_READ(regs, ip);
+	sp = BPF_CORE_READ(regs, sp);
+	bp = BPF_CORE_READ(regs, bp);
+	return tp_user_stack(tgid, ip, sp, bp);
+}
+
+/* The current kernel stack via the kernel's own unwinder (ORC). */
+static __always_inline __u64 tp_kernel_stack(void *ctx)
+{
+	struct tp_unwind_scratch *s = tp_scratch();
+	long ret;
+	if (!s)
+		return 0;
+	ret = bpf_get_stack(ctx, s->kern.ips, sizeof(s->kern.ips), 0);
+	if (ret <= 0) {
+		tp_count_error(TP_ERR_KERNEL_STACK_FAIL);
+		return 0;
+	}
+	s->kern.len = ret / sizeof(__u64);
+	s->kern.flags = 0;
+	return tp_store_stack(&s->kern, 0x6b65726e656cULL /* "kernel" */);
+}
+
+#endif /* TICKPROBE_UNWIND_BPF_H */

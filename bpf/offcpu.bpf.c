@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Off-CPU time: at switch-out a target thread's stacks and state are noted;
+ * at switch-in the blocked time is added to its (thread, stacks, state) slot
+ * if it reaches min_block_ns. The stacks are taken at switch-out, in the
+ * blocking thread's own context, where its user memory is readable.
+ *
+ * Two program variants: tp_btf (typed args, preferred) and raw_tp (for
+ * kernels without BTF-typed tracepoints); user space autoloads one of them
+ * after a feature probe. */
+#include "common.bpf.h"
+#include "unwind.bpf.h"
+#include "offcpu.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u64 min_block_ns = 1000;
+const volatile __u64 max_block_ns = ~0ULL;
+const volatile __u32 state_mask = OFFCPU_MASK_ALL;
+const volatile bool collect_kernel = true;
+
+#ifndef TP_MAX_COUNTS
+#define TP_MAX_COUNTS 16384
+#endif
+#ifndef TP_MAX_THREADS
+#define TP_MAX_THREADS 16384
+#endif
+
+struct counts_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TP_MAX_COUNTS);
+	__type(key, struct offcpu_key);
+	__type(value, struct offcpu_value);
+};
+struct counts_map counts_0 SEC(".maps");
+struct counts_map counts_1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TP_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct offcpu_start);
+} start SEC(".maps");
+
+__u32 active_slot = 0;
+
+/* The state field was renamed state -> __state in v5.14 (2f064a59a11f). */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 task_state(struct task_struct *t)
+{
+	long s;
+	if (bpf_core_field_exists(t->__state))
+		s = BPF_CORE_READ(t, __state);
+	else
+		s = BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+	if (s == 0)
+		return OFFCPU_RUNNABLE;
+	if (s & 1) /* TASK_INTERRUPTIBLE */
+		return OFFCPU_SLEEPING;
+	if (s & 2) /* TASK_UNINTERRUPTIBLE */
+		return OFFCPU_UNINTERRUPTIBLE;
+	return OFFCPU_OTHER;
+}
+
+static __always_inline void add_block(void *map, struct offcpu_key *key, __u64 delta)
+{
+	struct offcpu_value *v = bpf_map_lookup_elem(map, key), init = {};
+	if (!v) {
+		init.total_ns = delta;
+		init.count = 1;
+		init.max_ns = delta;
+		if (bpf_map_update_elem(map, key, &init, BPF_NOEXIST) == 0)
+			return;
+		v = bpf_map_lookup_elem(map, key);
+		if (!v) {
+			tp_count_error(TP_ERR_COUNTS_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&v->total_ns, delta);
+	__sync_fetch_and_add(&v->count, 1);
+	if (delta > v->max_ns)
+		v->max_ns = delta; /* racy max: fine for a statistic */
+}
+
+static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct *prev,
+				     struct task_struct *next)
+{
+	__u32 prev_tgid = BPF_CORE_READ(prev, tgid), prev_pid = BPF_CORE_READ(prev, pid);
+	__u32 next_tgid = BPF_CORE_READ(next, tgid), next_pid = BPF_CORE_READ(next, pid);
+	__u64 now = bpf_ktime_get_ns();
+
+	/* Switch-out: prev is current, so its user memory is readable here. */
+	if (prev_pid && tp_is_target(prev_tgid)) {
+		__u32 state = preempt ? OFFCPU_RUNNABLE : task_state(prev);
+		if (state_mask & (1u << state)) {
+			struct offcpu_start s = {};
+			s.ts_ns = now;
+			s.tgid = prev_tgid;
+			s.state = state;
+			bpf_get_current_comm(s.comm, sizeof(s.comm));
+			s.user_stack = tp_current_user_stack(prev_tgid);
+			if (collect_kernel)
+				s.kernel_stack = tp_kernel_stack(ctx);
+			if (bpf_map_update_elem(&start, &prev_pid, &s, BPF_ANY))
+				tp_count_error(TP_ERR_START_FULL);
+		}
+	}
+
+	/* Switch-in: account the time next spent off-CPU. */
+	if (next_pid && tp_is_target(next_tgid)) {
+		struct offcpu_start *s = bpf_map_lookup_elem(&start, &next_pid);
+		struct offcpu_key key = {};
+		__u64 delta;
+		if (!s)
+			return 0;
+		delta = now - s->ts_ns;
+		if (delta >= min_block_ns && delta <= max_block_ns) {
+			key.tgid = s->tgid;
+			key.pid = next_pid;
+			key.user_stack = s->user_stack;
+			key.kernel_stack = s->kernel_stack;
+			key.state = s->state;
+			__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
+			if (active_slot)
+				add_block(&counts_1, &key, delta);
+			else
+				add_block(&counts_0, &key, delta);
+		}
+		bpf_map_delete_elem(&start, &next_pid);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(handle_sched_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(ctx, preempt, prev, next);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(handle_sched_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(ctx, preempt, prev, next);
+}
+
+/* Threads that exit while switched out leave no stale start records. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(handle_thread_exit, struct task_struct *task)
+{
+	__u32 pid = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&start, &pid);
+	return 0;
+}

@@ -1,0 +1,10 @@
+#include "core/bpf_link.h"
+
+#include <unistd.h>
+
+namespace tickprobe {
+void UniqueFd::reset() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+}
+}  // namespace tickprobe

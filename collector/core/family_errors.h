@@ -1,0 +1,46 @@
+// Reading a family's self-accounting counters (the per-CPU `errors` map,
+// enum tp_error_counter in bpf/include/unwind.h) under stable names.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+
+namespace tickprobe {
+
+// Counter name for each enum tp_error_counter value, e.g. "stacks_full".
+const char* error_counter_name(uint32_t which);
+// All counters of the errors map of `obj` (zeros included).
+std::map<std::string, uint64_t> read_family_errors(const bpf_map* errors_map);
+
+// Reads and deletes every entry of a BPF hash map, calling fn(key, value).
+// Entries updated after being read are picked up by the next drain, so with
+// the families' alternating count maps nothing is lost or counted twice.
+template <typename K, typename V, typename Fn>
+size_t drain_hash_map(int fd, Fn&& fn, size_t max_entries) {
+  std::vector<K> keys;
+  K key{}, next{};
+  void* prev = nullptr;
+  while (keys.size() <= max_entries && bpf_map_get_next_key(fd, prev, &next) == 0) {
+    keys.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  size_t n = 0;
+  for (auto& k : keys) {
+    V v{};
+    if (bpf_map_lookup_and_delete_elem(fd, &k, &v) != 0) {
+      if (bpf_map_lookup_elem(fd, &k, &v) != 0) continue;
+      bpf_map_delete_elem(fd, &k);
+    }
+    fn(k, v);
+    n++;
+  }
+  return n;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,87 @@
+#include "core/session.h"
+
+#include <bpf/bpf.h>
+
+#include "core/log.h"
+#include "targets/target_spec.h"
+
+namespace tickprobe {
+
+Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
+  auto maps = SharedMaps::create(opts.map_sizes);
+  if (!maps) return maps.error();
+  std::unique_ptr<Session> s(new Session());
+  s->maps_ = maps.take();
+  s->stacks_ = std::make_unique<StackStore>(s->maps_.stacks_fd(), opts.map_sizes.max_stacks);
+  s->symbolizer_ = std::make_unique<Symbolizer>(opts.symbolizer);
+  s->unwind_ = std::make_unique<UnwindTables>(s->maps_);
+  return s;
+}
+
+Status Session::add_target(uint32_t pid) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (targets_.count(pid)) return {};
+  }
+  if (!process_alive(pid))
+    return Error("process " + std::to_string(pid) + " does not exist", "is the process still running?");
+  // Tables first, so the very first sample already unwinds correctly.
+  if (auto st = unwind_->update_process(pid); !st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.target_errors++;
+    return st;
+  }
+  symbolizer_->snapshot_process(pid);
+  uint32_t one = 1;
+  if (bpf_map_update_elem(maps_.targets_fd(), &pid, &one, BPF_ANY) != 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.target_errors++;
+    return Error::from_errno("failed to add process " + std::to_string(pid) + " to the target set", errno,
+                             "too many targets? raise --max-targets");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  targets_.insert(pid);
+  names_[pid] = process_comm(pid);
+  stats_.targets_added++;
+  stats_.targets = targets_.size();
+  return {};
+}
+
+void Session::remove_target(uint32_t pid) {
+  bpf_map_delete_elem(maps_.targets_fd(), &pid);
+  unwind_->remove_process(pid);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (targets_.erase(pid)) stats_.targets_removed++;
+  stats_.targets = targets_.size();
+}
+
+void Session::refresh_targets() {
+  for (uint32_t pid : targets()) {
+    if (!process_alive(pid)) {
+      remove_target(pid);
+      continue;
+    }
+    if (auto st = unwind_->update_process(pid); st) symbolizer_->snapshot_process(pid);
+  }
+}
+
+std::set<uint32_t> Session::targets() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return targets_;
+}
+
+std::string Session::process_name(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = names_.find(pid);
+  if (it != names_.end()) return it->second;
+  std::string n = process_comm(pid);
+  if (names_.size() < 65536) names_[pid] = n;
+  return n;
+}
+
+SessionStats Session::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,66 @@
+// A tracing session: the state every probe family shares — the shared BPF
+// maps, the traced processes, their unwind tables, the stack store and the
+// symbolizer. Families are created against a Session and read through it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "core/result.h"
+#include "core/shared_maps.h"
+#include "core/stack_store.h"
+#include "symbolize/symbolizer.h"
+#include "unwind/unwind_tables.h"
+
+namespace tickprobe {
+
+struct SessionOptions {
+  SharedMapSizes map_sizes;
+  SymbolizerOptions symbolizer;
+};
+
+struct SessionStats {
+  uint64_t targets = 0;
+  uint64_t targets_added = 0;
+  uint64_t targets_removed = 0;
+  uint64_t target_errors = 0;  // targets that could not be set up
+};
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> create(const SessionOptions& opts);
+
+  // Starts tracing a process: unwind tables, target map, symbolizer snapshot.
+  Status add_target(uint32_t pid);
+  // Stops tracing it (after exit). The symbolizer keeps its snapshot.
+  void remove_target(uint32_t pid);
+  // Re-reads the memory maps of every target (catches dlopen); cheap when
+  // nothing changed. Drops targets that are gone.
+  void refresh_targets();
+  std::set<uint32_t> targets() const;
+  // Process name of a (possibly exited) target.
+  std::string process_name(uint32_t pid);
+
+  SharedMaps& maps() { return maps_; }
+  StackStore& stacks() { return *stacks_; }
+  Symbolizer& symbolizer() { return *symbolizer_; }
+  UnwindTables& unwind() { return *unwind_; }
+  SessionStats stats() const;
+
+ private:
+  Session() = default;
+  SharedMaps maps_;
+  std::unique_ptr<StackStore> stacks_;
+  std::unique_ptr<Symbolizer> symbolizer_;
+  std::unique_ptr<UnwindTables> unwind_;
+  mutable std::mutex mu_;
+  std::set<uint32_t> targets_;
+  std::map<uint32_t, std::string> names_;
+  SessionStats stats_;
+};
+
+}  // namespace tickprobe

@@ -1,0 +1,74 @@
+#include "core/shared_maps.h"
+
+#include <bpf/bpf.h>
+#include <linux/types.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf/include/unwind.h"
+
+namespace tickprobe {
+namespace {
+
+Result<UniqueFd> make_map(bpf_map_type type, const char* name, uint32_t key_size, uint32_t value_size,
+                          uint32_t max_entries, uint32_t flags) {
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
+  int fd = bpf_map_create(type, name, key_size, value_size, max_entries, &opts);
+  if (fd < 0)
+    return Error::from_errno(std::string("failed to create BPF map ") + name, errno,
+                             "run as root (CAP_BPF and CAP_PERFMON), and check `tickprobe doctor`");
+  return UniqueFd(fd);
+}
+
+}  // namespace
+
+Result<SharedMaps> SharedMaps::create(const SharedMapSizes& sizes) {
+  SharedMaps m;
+  m.sizes_ = sizes;
+  auto t = make_map(BPF_MAP_TYPE_HASH, "targets", 4, 4, sizes.max_targets, 0);
+  if (!t) return t.error();
+  auto r = make_map(BPF_MAP_TYPE_ARRAY, "unwind_rows", 4, sizeof(tp_unwind_row), sizes.unwind_rows, 0);
+  if (!r) return r.error();
+  auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, 0);
+  if (!p) return p.error();
+  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, BPF_F_NO_PREALLOC);
+  if (!s) return s.error();
+  m.targets_ = t.take();
+  m.unwind_rows_ = r.take();
+  m.proc_maps_ = p.take();
+  m.stacks_ = s.take();
+  return m;
+}
+
+Status SharedMaps::reuse_in(bpf_object* obj) const {
+  struct {
+    const char* name;
+    int fd;
+  } shared[] = {{"targets", targets_.get()},
+                {"unwind_rows", unwind_rows_.get()},
+                {"proc_maps", proc_maps_.get()},
+                {"stacks", stacks_.get()}};
+  for (const auto& s : shared) {
+    bpf_map* map = bpf_object__find_map_by_name(obj, s.name);
+    if (!map) continue;  // this family does not use it
+    int err = bpf_map__reuse_fd(map, s.fd);
+    if (err) return Error::from_errno(std::string("failed to share map ") + s.name, err);
+  }
+  return {};
+}
+
+std::vector<uint64_t> read_percpu_counters(int map_fd, uint32_t entries) {
+  std::vector<uint64_t> out(entries, 0);
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return out;
+  std::vector<uint64_t> vals(static_cast<size_t>(ncpu));
+  for (uint32_t i = 0; i < entries; i++) {
+    if (bpf_map_lookup_elem(map_fd, &i, vals.data()) != 0) continue;
+    for (uint64_t v : vals) out[i] += v;
+  }
+  return out;
+}
+
+}  // namespace tickprobe

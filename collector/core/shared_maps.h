@@ -1,0 +1,46 @@
+// The maps every probe family shares: the target set, the unwind tables, the
+// per-process mapping tables, and the content-addressed stack store. They are
+// created once here (sized from SessionOptions) and handed to each family's
+// BPF object with bpf_map__reuse_fd before it loads, so a target added or a
+// binary's table loaded once serves every family.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/bpf_link.h"
+#include "core/result.h"
+
+namespace tickprobe {
+
+struct SharedMapSizes {
+  uint32_t max_targets = 1024;
+  uint32_t unwind_rows = 1u << 20;  // 12 MiB of rows; ~170k rows cover tickgame + libc/libstdc++/OpenSSL
+  uint32_t max_stacks = 16384;
+};
+
+class SharedMaps {
+ public:
+  static Result<SharedMaps> create(const SharedMapSizes& sizes);
+
+  // Points obj's maps named targets/unwind_rows/proc_maps/stacks at ours.
+  // Call between open and load.
+  Status reuse_in(bpf_object* obj) const;
+
+  int targets_fd() const { return targets_.get(); }
+  int unwind_rows_fd() const { return unwind_rows_.get(); }
+  int proc_maps_fd() const { return proc_maps_.get(); }
+  int stacks_fd() const { return stacks_.get(); }
+  const SharedMapSizes& sizes() const { return sizes_; }
+
+ private:
+  SharedMapSizes sizes_;
+  UniqueFd targets_, unwind_rows_, proc_maps_, stacks_;
+};
+
+// Sums a per-CPU array of u64 counters (e.g. a family's `errors` map).
+std::vector<uint64_t> read_percpu_counters(int map_fd, uint32_t entries);
+
+}  // namespace tickprobe

@@ -1,0 +1,97 @@
+#include "model/stack_aggregate.h"
+
+#include <unordered_map>
+
+#include "core/session.h"
+#include "bpf/include/unwind.h"
+
+namespace tickprobe {
+
+void StackAggregate::add(const StackAggKey& key, const std::vector<int64_t>& values) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    if (entries_.size() >= max_keys_) {
+      dropped_++;
+      return;
+    }
+    it = entries_.emplace(key, std::vector<int64_t>(num_values_, 0)).first;
+  }
+  for (size_t i = 0; i < num_values_ && i < values.size(); i++) it->second[i] += values[i];
+}
+
+std::vector<int64_t> StackAggregate::totals() const {
+  std::vector<int64_t> t(num_values_, 0);
+  for (const auto& [k, v] : entries_)
+    for (size_t i = 0; i < num_values_; i++) t[i] += v[i];
+  return t;
+}
+
+std::map<uint32_t, int64_t> StackAggregate::totals_by_tgid(size_t index) const {
+  std::map<uint32_t, int64_t> out;
+  for (const auto& [k, v] : entries_) out[k.tgid] += v[index];
+  return out;
+}
+
+Profile build_profile(const StackAggregate& agg, Session& session, const ProfileShape& shape) {
+  Profile p;
+  p.sample_types = shape.sample_types;
+  p.period_type = shape.period_type;
+  p.period = shape.period;
+  uint64_t missing = 0, truncated = 0;
+
+  // Symbolize each distinct (pid, stack) once.
+  std::map<std::pair<uint32_t, uint64_t>, std::vector<Frame>> user_cache;
+  std::unordered_map<uint64_t, std::vector<Frame>> kernel_cache;
+  Symbolizer& sym = session.symbolizer();
+
+  for (const auto& [key, values] : agg.entries()) {
+    Sample s;
+    s.values = values;
+    s.pid = key.tgid;
+    s.tid = key.tid;
+    s.thread = key.thread;
+    s.comm = session.process_name(key.tgid);
+    if (!shape.label_key.empty() && !key.label.empty()) s.labels[shape.label_key] = key.label;
+
+    if (shape.include_kernel && key.kernel_stack) {
+      auto it = kernel_cache.find(key.kernel_stack);
+      if (it == kernel_cache.end()) {
+        std::vector<Frame> frames;
+        if (const StackFrames* st = session.stacks().get(key.kernel_stack)) frames = sym.symbolize_kernel(st->ips);
+        it = kernel_cache.emplace(key.kernel_stack, std::move(frames)).first;
+      }
+      s.frames.insert(s.frames.end(), it->second.begin(), it->second.end());
+    }
+    if (shape.include_user && key.user_stack) {
+      auto ck = std::make_pair(key.tgid, key.user_stack);
+      auto it = user_cache.find(ck);
+      if (it == user_cache.end()) {
+        std::vector<Frame> frames;
+        if (const StackFrames* st = session.stacks().get(key.user_stack)) {
+          frames = sym.symbolize_user(key.tgid, st->ips, /*leaf_is_exact_ip=*/true);
+          if (st->flags & TP_STACK_TRUNCATED) {
+            truncated++;
+            Frame f;
+            f.function = "[truncated]";
+            frames.push_back(f);
+          }
+        }
+        it = user_cache.emplace(ck, std::move(frames)).first;
+      }
+      s.frames.insert(s.frames.end(), it->second.begin(), it->second.end());
+    }
+    if (s.frames.empty()) {
+      missing++;
+      Frame f;
+      f.function = "[missing stack]";
+      s.frames.push_back(f);
+    }
+    p.samples.push_back(std::move(s));
+  }
+  p.counters["missing_stacks"] = missing;
+  p.counters["truncated_stacks"] = truncated;
+  p.counters["aggregate_dropped"] = agg.dropped();
+  return p;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,84 @@
+#include "targets/target_spec.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <fstream>
+
+namespace tickprobe {
+
+std::string TargetSpec::describe() const {
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  for (auto p : pids) add("pid " + std::to_string(p));
+  for (const auto& c : comms) add("comm " + c);
+  for (const auto& e : exes) add("exe " + e);
+  return out;
+}
+
+static std::string basename_of(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
+bool TargetSpec::matches(uint32_t pid, const std::string& comm, const std::string& exe) const {
+  if (std::find(pids.begin(), pids.end(), pid) != pids.end()) return true;
+  for (const auto& c : comms) {
+    // comm is truncated to 15 characters by the kernel.
+    if (!comm.empty() && (comm == c || (c.size() > 15 && comm == c.substr(0, 15)))) return true;
+  }
+  for (const auto& e : exes) {
+    if (exe.empty()) continue;
+    std::string clean = exe;
+    const std::string deleted = " (deleted)";
+    if (clean.size() > deleted.size() && clean.ends_with(deleted)) clean.resize(clean.size() - deleted.size());
+    if (e.find('/') != std::string::npos ? clean == e : basename_of(clean) == e) return true;
+  }
+  return false;
+}
+
+std::string process_comm(uint32_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+  std::string s;
+  std::getline(f, s);
+  return s;
+}
+
+std::string process_exe(uint32_t pid) {
+  char buf[PATH_MAX];
+  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+bool process_alive(uint32_t pid) { return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
+std::vector<uint32_t> resolve_targets(const TargetSpec& spec) {
+  std::vector<uint32_t> out;
+  for (auto p : spec.pids)
+    if (process_alive(p)) out.push_back(p);
+  if (spec.follows_new_processes()) {
+    DIR* d = opendir("/proc");
+    if (d) {
+      uint32_t self = static_cast<uint32_t>(getpid());
+      while (dirent* e = readdir(d)) {
+        char* end = nullptr;
+        unsigned long pid = std::strtoul(e->d_name, &end, 10);
+        if (!end || *end != '\0' || pid == 0 || pid == self) continue;
+        auto p = static_cast<uint32_t>(pid);
+        if (spec.matches(p, process_comm(p), process_exe(p))) out.push_back(p);
+      }
+      closedir(d);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace tickprobe

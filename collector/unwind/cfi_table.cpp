@@ -1,0 +1,329 @@
+#include "unwind/cfi_table.h"
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace tickprobe {
+namespace {
+
+constexpr int kRegRbp = 6;
+constexpr int kRegRsp = 7;
+constexpr int kRegRip = 16;
+
+struct ElfCloser {
+  int fd = -1;
+  Elf* elf = nullptr;
+  ~ElfCloser() {
+    if (elf) elf_end(elf);
+    if (fd >= 0) close(fd);
+  }
+};
+
+// Reads one pointer encoded per DW_EH_PE_* from .eh_frame_hdr.
+bool read_encoded(const uint8_t*& p, const uint8_t* end, uint8_t enc, uint64_t section_addr,
+                  const uint8_t* section_start, uint64_t* out) {
+  if (enc == 0xff) return false;  // DW_EH_PE_omit
+  uint64_t pos_addr = section_addr + static_cast<uint64_t>(p - section_start);
+  int64_t value = 0;
+  switch (enc & 0x0f) {
+    case 0x00:  // absptr
+    case 0x04:  // udata8
+    case 0x0c: {  // sdata8
+      if (end - p < 8) return false;
+      std::memcpy(&value, p, 8);
+      p += 8;
+      break;
+    }
+    case 0x03: {  // udata4
+      if (end - p < 4) return false;
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      value = v;
+      p += 4;
+      break;
+    }
+    case 0x0b: {  // sdata4
+      if (end - p < 4) return false;
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      value = v;
+      p += 4;
+      break;
+    }
+    default:
+      return false;
+  }
+  switch (enc & 0x70) {
+    case 0x00: break;                              // absolute
+    case 0x10: value += pos_addr; break;           // pcrel
+    case 0x30: value += section_addr; break;       // datarel (relative to .eh_frame_hdr)
+    default: return false;
+  }
+  *out = static_cast<uint64_t>(value);
+  return true;
+}
+
+// Function start addresses from .eh_frame_hdr's sorted search table.
+std::vector<uint64_t> fde_starts_from_hdr(Elf* elf) {
+  std::vector<uint64_t> starts;
+  size_t shstrndx;
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return starts;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh)) continue;
+    const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+    if (!name || std::strcmp(name, ".eh_frame_hdr") != 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data || data->d_size < 4) return starts;
+    auto* base = static_cast<const uint8_t*>(data->d_buf);
+    const uint8_t* p = base;
+    const uint8_t* end = base + data->d_size;
+    uint8_t version = *p++;
+    uint8_t ptr_enc = *p++;
+    uint8_t count_enc = *p++;
+    uint8_t table_enc = *p++;
+    if (version != 1) return starts;
+    uint64_t eh_frame_ptr, count;
+    if (!read_encoded(p, end, ptr_enc, sh.sh_addr, base, &eh_frame_ptr)) return starts;
+    if (!read_encoded(p, end, count_enc, sh.sh_addr, base, &count)) return starts;
+    starts.reserve(count);
+    for (uint64_t i = 0; i < count; i++) {
+      uint64_t loc, fde;
+      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &loc)) break;
+      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &fde)) break;
+      starts.push_back(loc);
+    }
+    break;
+  }
+  return starts;
+}
+
+// Function starts from the symbol tables, for binaries without .eh_frame_hdr.
+std::vector<uint64_t> starts_from_symbols(Elf* elf) {
+  std::vector<uint64_t> starts;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM)) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data || sh.sh_entsize == 0) continue;
+    size_t n = sh.sh_size / sh.sh_entsize;
+    for (size_t i = 0; i < n; i++) {
+      GElf_Sym sym;
+      if (gelf_getsym(data, static_cast<int>(i), &sym) && GELF_ST_TYPE(sym.st_info) == STT_FUNC &&
+          sym.st_value != 0)
+        starts.push_back(sym.st_value);
+    }
+  }
+  std::sort(starts.begin(), starts.end());
+  starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+  return starts;
+}
+
+bool decode_breg(const Dwarf_Op& op, int* reg, int64_t* off);
+
+// Translates one libdw frame state into a row. Returns false when the frame
+// has a rule the BPF side cannot follow (row becomes TP_CFA_INVALID).
+tp_unwind_row frame_to_row(Dwarf_Frame* frame, uint64_t start, bool* is_fp_frame) {
+  tp_unwind_row row{};
+  row.pc = static_cast<__u32>(start);
+  row.cfa_type = TP_CFA_INVALID;
+  *is_fp_frame = false;
+
+  // Return address undefined: the outermost frame (_start, clone3).
+  Dwarf_Op ra_mem[3];
+  Dwarf_Op* ra_ops = nullptr;
+  size_t ra_nops = 0;
+  if (dwarf_frame_register(frame, kRegRip, ra_mem, &ra_ops, &ra_nops) == 0 && ra_nops == 0 &&
+      ra_ops == ra_mem) {
+    row.cfa_type = TP_CFA_END;
+    return row;
+  }
+
+  Dwarf_Op* ops = nullptr;
+  size_t nops = 0;
+  if (dwarf_frame_cfa(frame, &ops, &nops) != 0 || nops == 0) return row;
+  int reg0 = -1, reg1 = -1;
+  int64_t off0 = 0, off1 = 0;
+  bool breg0 = decode_breg(ops[0], &reg0, &off0);
+  if (nops == 1 && breg0 && (reg0 == kRegRsp || reg0 == kRegRbp)) {
+    if (off0 < INT32_MIN || off0 > INT32_MAX) return row;
+    row.cfa_type = reg0 == kRegRsp ? TP_CFA_RSP : TP_CFA_RBP;
+    row.cfa_offset = static_cast<__s32>(off0);
+  } else if (nops >= 5 && breg0 && reg0 == kRegRsp && decode_breg(ops[1], &reg1, &off1) &&
+             reg1 == kRegRip && ops[4].atom >= DW_OP_lit0 && ops[4].atom <= DW_OP_lit31) {
+    // The PLT expression: CFA = rsp + 8 + ((rip & 15) >= N) << 3.
+    row.cfa_type = TP_CFA_PLT;
+    row.cfa_offset = ops[4].atom - DW_OP_lit0;
+  } else {
+    return row;
+  }
+
+  Dwarf_Op rbp_mem[3];
+  Dwarf_Op* rops = nullptr;
+  size_t rnops = 0;
+  if (dwarf_frame_register(frame, kRegRbp, rbp_mem, &rops, &rnops) != 0) {
+    row.rbp_rule = TP_RBP_UNDEF;
+  } else if (rnops == 0) {
+    row.rbp_rule = rops == nullptr ? TP_RBP_SAME : TP_RBP_UNDEF;
+  } else if (rnops == 2 && rops[0].atom == DW_OP_call_frame_cfa &&
+             (rops[1].atom == DW_OP_plus_uconst || rops[1].atom == DW_OP_consts ||
+              rops[1].atom == DW_OP_constu)) {
+    // libdw spells "saved at CFA+N" as call_frame_cfa; plus_uconst N (N may wrap negative).
+    int64_t off = static_cast<int64_t>(rops[1].number);
+    if (off < INT16_MIN || off > INT16_MAX) {
+      row.rbp_rule = TP_RBP_UNDEF;
+    } else {
+      row.rbp_rule = TP_RBP_OFFSET;
+      row.rbp_offset = static_cast<__s16>(off);
+    }
+  } else if (rnops == 3 && rops[0].atom == DW_OP_call_frame_cfa && rops[1].atom == DW_OP_consts &&
+             rops[2].atom == DW_OP_plus) {
+    int64_t off = static_cast<int64_t>(rops[1].number);
+    row.rbp_rule = TP_RBP_OFFSET;
+    row.rbp_offset = static_cast<__s16>(off);
+  } else {
+    row.rbp_rule = TP_RBP_UNDEF;
+  }
+  *is_fp_frame = row.cfa_type == TP_CFA_RBP && row.cfa_offset == 16;
+  return row;
+}
+
+// Decodes DW_OP_bregN off / DW_OP_bregx reg off (libdw uses the latter for
+// CFA rules). Returns false for any other op.
+bool decode_breg(const Dwarf_Op& op, int* reg, int64_t* off) {
+  if (op.atom >= DW_OP_breg0 && op.atom <= DW_OP_breg31) {
+    *reg = op.atom - DW_OP_breg0;
+    *off = static_cast<int64_t>(op.number);
+    return true;
+  }
+  if (op.atom == DW_OP_bregx) {
+    *reg = static_cast<int>(op.number);
+    *off = static_cast<int64_t>(op.number2);
+    return true;
+  }
+  return false;
+}
+
+bool same_rule(const tp_unwind_row& a, const tp_unwind_row& b) {
+  return a.cfa_type == b.cfa_type && a.cfa_offset == b.cfa_offset && a.rbp_rule == b.rbp_rule &&
+         a.rbp_offset == b.rbp_offset;
+}
+
+}  // namespace
+
+Result<CfiTable> build_cfi_table(const std::string& path) {
+  elf_version(EV_CURRENT);
+  ElfCloser h;
+  h.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (h.fd < 0) return Error::from_errno("failed to open " + path, errno);
+  h.elf = elf_begin(h.fd, ELF_C_READ_MMAP, nullptr);
+  if (!h.elf || elf_kind(h.elf) != ELF_K_ELF)
+    return Error("failed to read ELF " + path + ": " + elf_errmsg(-1));
+
+  CfiTable table;
+  size_t nphdr = 0;
+  if (elf_getphdrnum(h.elf, &nphdr) == 0) {
+    for (size_t i = 0; i < nphdr; i++) {
+      GElf_Phdr ph;
+      if (!gelf_getphdr(h.elf, static_cast<int>(i), &ph) || ph.p_type != PT_LOAD) continue;
+      table.loads.push_back({ph.p_vaddr, ph.p_offset, ph.p_filesz, (ph.p_flags & PF_X) != 0});
+    }
+  }
+  Dwarf_CFI* cfi = dwarf_getcfi_elf(h.elf);
+  Dwarf* dwarf = nullptr;
+  if (!cfi) {
+    // No .eh_frame: try .debug_frame.
+    dwarf = dwarf_begin_elf(h.elf, DWARF_C_READ, nullptr);
+    if (dwarf) cfi = dwarf_getcfi(dwarf);
+    table.from_debug_frame = cfi != nullptr;
+  }
+  if (!cfi) {
+    if (dwarf) dwarf_end(dwarf);
+    return table;  // no CFI at all: the BPF side walks frame pointers
+  }
+
+  std::vector<uint64_t> starts = fde_starts_from_hdr(h.elf);
+  if (starts.empty()) starts = starts_from_symbols(h.elf);
+
+  uint64_t covered_until = 0;
+  for (size_t i = 0; i < starts.size(); i++) {
+    uint64_t addr = starts[i];
+    if (addr < covered_until) continue;  // overlapping FDEs: keep the first
+    if (addr > UINT32_MAX) break;
+    bool any = false, fp = false;
+    uint64_t end = addr;
+    for (int guard = 0; guard < 100000; guard++) {
+      Dwarf_Frame* frame = nullptr;
+      if (dwarf_cfi_addrframe(cfi, addr, &frame) != 0) break;
+      Dwarf_Addr fstart = 0, fend = 0;
+      bool signalp = false;
+      dwarf_frame_info(frame, &fstart, &fend, &signalp);
+      bool row_fp = false;
+      tp_unwind_row row = frame_to_row(frame, addr, &row_fp);
+      if (signalp) row.cfa_type = TP_CFA_INVALID;
+      free(frame);
+      fp |= row_fp;
+      if (table.rows.empty() || !same_rule(table.rows.back(), row) || !any) {
+        if (!table.rows.empty() && table.rows.back().pc == row.pc)
+          table.rows.back() = row;
+        else
+          table.rows.push_back(row);
+      }
+      any = true;
+      if (fend <= addr) break;
+      addr = fend;
+      end = fend;
+    }
+    if (!any) continue;
+    table.fde_count++;
+    if (fp) table.fp_fdes++;
+    covered_until = end;
+    // Close the FDE with an INVALID row unless the next FDE starts right here.
+    bool next_adjacent = i + 1 < starts.size() && starts[i + 1] == end;
+    if (!next_adjacent && end <= UINT32_MAX) {
+      tp_unwind_row gap{};
+      gap.pc = static_cast<__u32>(end);
+      gap.cfa_type = TP_CFA_INVALID;
+      table.rows.push_back(gap);
+    }
+  }
+  if (dwarf) dwarf_end(dwarf);
+  // Binaries built with -fno-omit-frame-pointer set up rbp in every non-leaf
+  // function (measured: ~45% of all FDEs once leaves, PLT and _start count),
+  // Debian's -O2 libraries in almost none (libc: 2.5%, libcrypto: 0.03%).
+  // Functions that skip the frame are leaves, and the leaf is always unwound
+  // by CFI, so the FP walk above it stays right.
+  table.frame_pointers = table.fde_count > 0 && table.fp_fdes * 100 >= table.fde_count * 35;
+  return table;
+}
+
+uint64_t load_bias(const std::vector<ElfLoadSegment>& loads, uint64_t map_start, uint64_t file_offset) {
+  for (const auto& seg : loads) {
+    uint64_t seg_off = seg.offset & ~0xfffULL;
+    if (file_offset >= seg_off && file_offset < seg.offset + seg.filesz)
+      return map_start - file_offset + seg.offset - seg.vaddr;
+  }
+  // No segment matched (unusual layouts): assume the file maps at its own offsets.
+  return map_start - file_offset;
+}
+
+const tp_unwind_row* find_cfi_row(const CfiTable& table, uint64_t pc) {
+  const auto& rows = table.rows;
+  auto it = std::upper_bound(rows.begin(), rows.end(), pc,
+                             [](uint64_t v, const tp_unwind_row& r) { return v < r.pc; });
+  if (it == rows.begin()) return nullptr;
+  --it;
+  return it->cfa_type == TP_CFA_INVALID ? nullptr : &*it;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,143 @@
+#include "unwind/unwind_tables.h"
+
+#include <bpf/bpf.h>
+#include <linux/types.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/log.h"
+#include "symbolize/symbolizer.h"
+#include "bpf/include/unwind.h"
+#include "unwind/cfi_table.h"
+
+namespace tickprobe {
+namespace {
+
+// Opens a target's binary as the target sees it (containers, replaced files).
+std::string binary_path_for(uint32_t pid, const std::string& path, uint64_t start, uint64_t end) {
+  std::string via_root = "/proc/" + std::to_string(pid) + "/root" + path;
+  if (access(via_root.c_str(), R_OK) == 0) return via_root;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "/proc/%u/map_files/%lx-%lx", pid, static_cast<unsigned long>(start),
+                static_cast<unsigned long>(end));
+  if (access(buf, R_OK) == 0) return buf;
+  return path;
+}
+
+Status write_rows(int fd, uint32_t start, const std::vector<tp_unwind_row>& rows) {
+  // Batched update (v5.6+); one element at a time if the kernel refuses.
+  std::vector<uint32_t> keys(rows.size());
+  for (size_t i = 0; i < rows.size(); i++) keys[i] = start + static_cast<uint32_t>(i);
+  uint32_t count = static_cast<uint32_t>(rows.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_update_batch(fd, keys.data(), rows.data(), &count, &opts) == 0 && count == rows.size())
+    return {};
+  for (size_t i = 0; i < rows.size(); i++) {
+    if (bpf_map_update_elem(fd, &keys[i], &rows[i], BPF_ANY) != 0)
+      return Error::from_errno("failed to write unwind rows", errno);
+  }
+  return {};
+}
+
+}  // namespace
+
+const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::string& path, uint64_t dev,
+                                                     uint64_t inode, uint64_t start, uint64_t end) {
+  auto key = std::make_pair(dev, inode);
+  auto it = binaries_.find(key);
+  if (it != binaries_.end()) return it->second;
+  Binary b;
+  b.file_id = static_cast<uint32_t>(binaries_.size() + 1);
+  auto table = build_cfi_table(binary_path_for(pid, path, start, end));
+  if (!table) {
+    stats_.build_errors++;
+    TP_LOG_DEBUG("no unwind table for %s: %s", path.c_str(), table.error().message.c_str());
+  } else {
+    b.loads = table->loads;
+    b.frame_pointers = table->frame_pointers;
+    const auto& rows = table->rows;
+    if (rows.empty()) {
+      stats_.binaries_no_cfi++;
+    } else if (static_cast<uint64_t>(next_row_) + rows.size() > maps_.sizes().unwind_rows) {
+      stats_.rows_dropped += rows.size();
+      TP_LOG_WARN("unwind table space full: %s (%zu rows) walks by frame pointer only", path.c_str(),
+                  rows.size());
+    } else if (auto st = write_rows(maps_.unwind_rows_fd(), next_row_, rows); !st) {
+      stats_.build_errors++;
+      TP_LOG_WARN("%s", st.error().message.c_str());
+    } else {
+      b.row_start = next_row_;
+      b.row_count = static_cast<uint32_t>(rows.size());
+      next_row_ += b.row_count;
+      stats_.rows_used = next_row_;
+      stats_.binaries++;
+      TP_LOG_DEBUG("unwind table for %s: %u rows, frame pointers: %s", path.c_str(), b.row_count,
+                   b.frame_pointers ? "yes" : "no");
+    }
+  }
+  return binaries_.emplace(key, std::move(b)).first->second;
+}
+
+Status UnwindTables::update_process(uint32_t pid) {
+  std::vector<Mapping> maps = read_proc_maps(pid, /*executable_only=*/true);
+  if (maps.empty()) {
+    if (access(("/proc/" + std::to_string(pid)).c_str(), F_OK) != 0)
+      return Error("process " + std::to_string(pid) + " does not exist", "is the process still running?");
+  }
+  std::string sig;
+  for (const auto& m : maps) {
+    sig += std::to_string(m.start) + "-" + std::to_string(m.end) + ":" + std::to_string(m.inode) + ";";
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto sit = process_signature_.find(pid);
+  if (sit != process_signature_.end() && sit->second == sig) return {};
+
+  auto pm = std::make_unique<tp_proc_maps>();
+  std::memset(pm.get(), 0, sizeof(*pm));
+  std::sort(maps.begin(), maps.end(), [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
+  for (const auto& m : maps) {
+    if (pm->count >= TP_MAX_PROC_MAPPINGS) {
+      stats_.mappings_truncated++;
+      break;
+    }
+    tp_mapping& out = pm->maps[pm->count++];
+    out.start = m.start;
+    out.end = m.end;
+    bool file_backed = !m.path.empty() && m.path[0] == '/' && m.inode != 0;
+    if (file_backed) {
+      uint64_t dev = (static_cast<uint64_t>(m.dev_major) << 32) | m.dev_minor;
+      const Binary& b = binary_for(pid, m.path, dev, m.inode, m.start, m.end);
+      out.bias = load_bias(b.loads, m.start, m.file_offset);
+      out.row_start = b.row_start;
+      out.row_count = b.row_count;
+      out.flags = b.frame_pointers ? TP_MAPPING_FP : 0;
+      out.file_id = b.file_id;
+    }
+  }
+  pm->generation = sit == process_signature_.end() ? 1 : 2;
+  if (bpf_map_update_elem(maps_.proc_maps_fd(), &pid, pm.get(), BPF_ANY) != 0)
+    return Error::from_errno("failed to store mappings of process " + std::to_string(pid), errno,
+                             "too many traced processes? raise --max-targets");
+  process_signature_[pid] = sig;
+  stats_.processes = process_signature_.size();
+  return {};
+}
+
+void UnwindTables::remove_process(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  bpf_map_delete_elem(maps_.proc_maps_fd(), &pid);
+  process_signature_.erase(pid);
+  stats_.processes = process_signature_.size();
+}
+
+UnwindTablesStats UnwindTables::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  UnwindTablesStats s = stats_;
+  s.rows_capacity = maps_.sizes().unwind_rows;
+  return s;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,65 @@
+// Loads CFI unwind tables for the binaries mapped by traced processes into
+// the shared BPF maps (unwind_rows, proc_maps).
+//
+// Each binary (by device+inode, so the same libc serves every process) is
+// compiled once (cfi_table.h) and appended to the row array; rows are never
+// moved while referenced. When the row array is full, further binaries get
+// no table (the BPF side then walks their frames by frame pointer) and
+// `rows_dropped` counts what did not fit.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/shared_maps.h"
+#include "unwind/cfi_table.h"
+
+namespace tickprobe {
+
+struct UnwindTablesStats {
+  uint64_t binaries = 0;        // binaries with a table loaded
+  uint64_t binaries_no_cfi = 0; // binaries without usable CFI
+  uint64_t rows_used = 0;
+  uint64_t rows_capacity = 0;
+  uint64_t rows_dropped = 0;    // rows of binaries that did not fit
+  uint64_t processes = 0;
+  uint64_t mappings_truncated = 0;  // processes with more than TP_MAX_PROC_MAPPINGS exec mappings
+  uint64_t build_errors = 0;
+};
+
+class UnwindTables {
+ public:
+  explicit UnwindTables(const SharedMaps& maps) : maps_(maps) {}
+
+  // Reads /proc/PID/maps and (re)writes the process's mapping table when its
+  // executable mappings changed (dlopen, exec). Cheap when nothing changed.
+  Status update_process(uint32_t pid);
+  void remove_process(uint32_t pid);
+
+  UnwindTablesStats stats() const;
+
+ private:
+  struct Binary {
+    uint32_t row_start = 0;
+    uint32_t row_count = 0;
+    bool frame_pointers = false;
+    uint32_t file_id = 0;
+    std::vector<ElfLoadSegment> loads;
+  };
+  const Binary& binary_for(uint32_t pid, const std::string& path, uint64_t dev, uint64_t inode,
+                           uint64_t start, uint64_t end);
+
+  const SharedMaps& maps_;
+  mutable std::mutex mu_;
+  std::map<std::pair<uint64_t, uint64_t>, Binary> binaries_;  // (dev, inode) -> table
+  std::map<uint32_t, std::string> process_signature_;         // pid -> maps fingerprint
+  uint32_t next_row_ = 0;
+  UnwindTablesStats stats_;
+};
+
+}  // namespace tickprobe
