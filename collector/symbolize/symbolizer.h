@@ -29,6 +29,10 @@ struct SymbolizerOptions {
   size_t max_binaries = 256;     // cached ELF files
   size_t max_processes = 1024;   // cached /proc/PID/maps snapshots
   std::string sysroot;           // prefix for reading binaries (default: /proc/PID/root when needed)
+  // Roots of separate debug files: <dir>/.build-id/xx/yyyy.debug and
+  // <dir><binary's dir>/<debuglink name> (and <dir>/<debuglink name>). Each is
+  // looked up inside the process's root first, then on the host.
+  std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
 };
 
 struct SymbolizerStats {
@@ -49,12 +53,16 @@ struct Mapping {
   uint64_t file_offset = 0;
   uint64_t inode = 0;
   uint32_t dev_major = 0, dev_minor = 0;
-  std::string path;  // "" for anonymous; "[vdso]" etc. for special
+  std::string path;  // "" for anonymous; "[vdso]" etc. for special; without " (deleted)"
   bool executable = false;
+  bool deleted = false;  // the file was unlinked (or replaced) after it was mapped
 };
 
-// Parses /proc/PID/maps (all mappings, or only executable ones).
+// Parses /proc/PID/maps (all mappings, or only executable ones). Empty when
+// the process is gone.
 std::vector<Mapping> read_proc_maps(uint32_t pid, bool executable_only = true);
+// Parses the text of a maps file (what read_proc_maps reads); exposed for tests.
+std::vector<Mapping> parse_proc_maps(const std::string& text, bool executable_only = true);
 
 class Symbolizer {
  public:
@@ -75,11 +83,15 @@ class Symbolizer {
   // look up addr-1 for frames that are return addresses (all but the leaf).
   std::vector<Frame> symbolize_user(uint32_t pid, const std::vector<uint64_t>& addrs,
                                     bool leaf_is_exact_ip = true);
-  // Kernel addresses (from /proc/kallsyms), leaf first.
-  std::vector<Frame> symbolize_kernel(const std::vector<uint64_t>& addrs);
+  // Kernel addresses (from /proc/kallsyms, read once), leaf first. Frames
+  // other than the leaf are return addresses and are looked up at addr-1
+  // unless leaf_is_exact_ip is false (then the leaf is too).
+  std::vector<Frame> symbolize_kernel(const std::vector<uint64_t>& addrs, bool leaf_is_exact_ip = true);
 
-  // Single-address lookup in an ELF file by file-relative virtual address
-  // (e.g. for attaching uprobes or checking a known function).
+  // ELF virtual address (st_value) of a function symbol in `elf_path`, by
+  // exact mangled or demangled name (e.g. for attaching uprobes or checking
+  // a known function). Uses the binary cache (and a debug file's .symtab
+  // when the binary is stripped).
   std::optional<uint64_t> find_symbol_address(const std::string& elf_path, const std::string& name);
 
   SymbolizerStats stats() const;

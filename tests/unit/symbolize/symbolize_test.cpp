@@ -1,0 +1,543 @@
+// Symbolizer against real ground truth: functions in this test binary (PIE,
+// DWARF), libc (.dynsym only on Debian), the symbolize_fixture programs
+// (full, stripped, debug file by build-id and by debuglink), and kallsyms.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "symbolize/elf_info.h"
+#include "symbolize/symbolizer.h"
+
+extern char** environ;
+
+// The in-binary fixture. Its lines are bracketed by markers so the line-info
+// test knows the function's extent.
+namespace symtest {
+constexpr int kTargetFirstLine = __LINE__ + 2;
+template <typename T>
+__attribute__((noinline)) T fixture_target(T x) {
+  volatile T acc = x;
+  for (int i = 0; i < 32; ++i) acc = acc * 5 + static_cast<T>(i);
+  return acc;
+}
+constexpr int kTargetLastLine = __LINE__ - 1;
+template int fixture_target<int>(int);
+}  // namespace symtest
+
+namespace tickprobe {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char kTargetMangled[] = "_ZN7symtest14fixture_targetIiEET_S1_";
+const char kTargetDemangled[] = "int symtest::fixture_target<int>(int)";
+
+uint32_t self_pid() { return static_cast<uint32_t>(getpid()); }
+uint64_t target_address() { return reinterpret_cast<uint64_t>(&symtest::fixture_target<int>); }
+
+std::string fixture_path(const std::string& name) { return std::string(TICKPROBE_BIN_DIR) + "/" + name; }
+
+std::string self_exe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// A running symbolize_fixture: the function addresses it printed, and its
+// stdin (closing it makes the child exit).
+class FixtureProcess {
+ public:
+  explicit FixtureProcess(const std::string& exe) {
+    int in_pipe[2], out_pipe[2];
+    if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) return;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    char* argv[] = {const_cast<char*>(exe.c_str()), nullptr};
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(in_pipe[0]);
+    close(out_pipe[1]);
+    stdin_fd_ = in_pipe[1];
+    if (rc != 0) {
+      close(out_pipe[0]);
+      return;
+    }
+    pid_ = pid;
+    FILE* out = fdopen(out_pipe[0], "r");
+    char line[512];
+    while (out && fgets(line, sizeof line, out)) {
+      std::string s(line);
+      if (s.rfind("ready", 0) == 0) break;
+      auto tab = s.find('\t');
+      if (tab == std::string::npos) continue;
+      addresses_[s.substr(0, tab)] = std::stoull(s.substr(tab + 1), nullptr, 16);
+    }
+    if (out) fclose(out);
+  }
+  ~FixtureProcess() { stop(); }
+
+  uint32_t pid() const { return static_cast<uint32_t>(pid_); }
+  bool ok() const { return pid_ > 0 && addresses_.size() == 4; }
+  const std::map<std::string, uint64_t>& addresses() const { return addresses_; }
+
+  // Closes stdin and reaps the child.
+  void stop() {
+    if (stdin_fd_ >= 0) close(stdin_fd_);
+    stdin_fd_ = -1;
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_fd_ = -1;
+  std::map<std::string, uint64_t> addresses_;
+};
+
+// File offset of a runtime address, straight from /proc/PID/maps.
+uint64_t expected_file_offset(uint32_t pid, uint64_t addr) {
+  for (const Mapping& m : read_proc_maps(pid, false)) {
+    if (addr >= m.start && addr < m.end) return addr - m.start + m.file_offset;
+  }
+  return ~0ull;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tickprobe-symtest-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void copy_file(const std::string& from, const std::string& to) {
+  fs::create_directories(fs::path(to).parent_path());
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::status(from).permissions());
+}
+
+// Build-id as binutils' readelf prints it: independent of our ELF code.
+std::string readelf_build_id(const std::string& path) {
+  std::string cmd = "readelf -n '" + path + "' 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return {};
+  char line[512];
+  std::string id;
+  while (fgets(line, sizeof line, p)) {
+    std::string s(line);
+    auto pos = s.find("Build ID: ");
+    if (pos != std::string::npos) {
+      id = s.substr(pos + 10);
+      while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    }
+  }
+  pclose(p);
+  return id;
+}
+
+// ---------------------------------------------------------------------------
+
+TEST(Demangle, ItaniumNamesAndPassThrough) {
+  EXPECT_EQ(demangle(kTargetMangled), kTargetDemangled);
+  EXPECT_EQ(demangle("getpid"), "getpid");
+  EXPECT_EQ(demangle("_Znot_valid"), "_Znot_valid");
+}
+
+TEST(Symbolize, OwnFunctionExactAndReturnAddress) {
+  Symbolizer sym;
+  uint64_t addr = target_address();
+  auto frames = sym.symbolize_user(self_pid(), {addr, addr + 5});
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].function, kTargetDemangled);
+  EXPECT_EQ(frames[0].address, addr);
+  EXPECT_EQ(frames[0].module, self_exe());
+  EXPECT_EQ(frames[1].function, kTargetDemangled);  // looked up at addr+4
+  EXPECT_EQ(frames[1].address, addr + 5);            // but reported as given
+  EXPECT_EQ(frames[1].module_offset, expected_file_offset(self_pid(), addr + 5));
+}
+
+TEST(Symbolize, ReturnAddressAtFunctionStartBelongsToCaller) {
+  // A return address equal to a function's first byte means the call was
+  // the last instruction of the function before it.
+  Symbolizer sym;
+  uint64_t addr = target_address();
+  auto frames = sym.symbolize_user(self_pid(), {addr, addr});
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].function, kTargetDemangled);
+  EXPECT_NE(frames[1].function, kTargetDemangled);
+  EXPECT_EQ(frames[1].address, addr);
+  // With leaf_is_exact_ip=false the leaf is a return address too.
+  auto as_return = sym.symbolize_user(self_pid(), {addr}, /*leaf_is_exact_ip=*/false);
+  ASSERT_EQ(as_return.size(), 1u);
+  EXPECT_NE(as_return[0].function, kTargetDemangled);
+}
+
+TEST(Symbolize, LineInfoForOwnFunction) {
+  SymbolizerOptions opts;
+  opts.line_info = true;
+  Symbolizer sym(opts);
+  uint64_t addr = target_address();
+  for (uint64_t a : {addr, addr + 5}) {
+    auto frames = sym.symbolize_user(self_pid(), {a});
+    ASSERT_FALSE(frames.empty());
+    const Frame& outer = frames.back();
+    EXPECT_FALSE(outer.inlined);
+    EXPECT_EQ(outer.function, kTargetDemangled);
+    EXPECT_TRUE(outer.file.ends_with("symbolize_test.cpp")) << outer.file;
+    EXPECT_GE(outer.line, static_cast<uint32_t>(symtest::kTargetFirstLine));
+    EXPECT_LE(outer.line, static_cast<uint32_t>(symtest::kTargetLastLine));
+  }
+}
+
+TEST(Symbolize, LibcDynsymFunctions) {
+  Symbolizer sym;
+  void* getpid_addr = dlsym(RTLD_DEFAULT, "getpid");
+  void* malloc_addr = dlsym(RTLD_DEFAULT, "malloc");
+  ASSERT_NE(getpid_addr, nullptr);
+  ASSERT_NE(malloc_addr, nullptr);
+  auto frames = sym.symbolize_user(self_pid(), {reinterpret_cast<uint64_t>(getpid_addr),
+                                                reinterpret_cast<uint64_t>(malloc_addr) + 4});
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].function, "getpid");
+  EXPECT_TRUE(frames[0].module.ends_with("libc.so.6")) << frames[0].module;
+  EXPECT_EQ(frames[1].function, "malloc");
+  EXPECT_TRUE(frames[1].module.ends_with("libc.so.6")) << frames[1].module;
+}
+
+TEST(Symbolize, AddressInNoMappingIsUnknown) {
+  Symbolizer sym;
+  auto frames = sym.symbolize_user(self_pid(), {0x10});
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].function.empty());
+  EXPECT_EQ(frames[0].module, "[unknown]");
+  EXPECT_EQ(frames[0].display_name(), "[unknown] in [unknown]+0x10");
+  EXPECT_EQ(sym.stats().unknown_frames, 1u);
+}
+
+TEST(Symbolize, VdsoSymbolsFromProcessMemory) {
+  Symbolizer sym;
+  std::vector<uint64_t> addrs;
+  for (const Mapping& m : read_proc_maps(self_pid())) {
+    if (m.path != "[vdso]") continue;
+    for (uint64_t a = m.start + 4; a < m.end; a += 4) addrs.push_back(a);  // +4: a-1 stays inside
+  }
+  if (addrs.empty()) GTEST_SKIP() << "no [vdso] mapping";
+  bool clock_gettime_seen = false;
+  for (const Frame& f : sym.symbolize_user(self_pid(), addrs, /*leaf_is_exact_ip=*/false)) {
+    EXPECT_EQ(f.module, "[vdso]");
+    clock_gettime_seen |= f.function.find("clock_gettime") != std::string::npos;
+  }
+  EXPECT_TRUE(clock_gettime_seen);
+}
+
+// --- fixture programs --------------------------------------------------------
+
+TEST(SymbolizeFixture, FullBinaryResolvesEveryFunction) {
+  FixtureProcess child(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(child.ok());
+  Symbolizer sym;
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+    EXPECT_EQ(frames[0].module_offset, expected_file_offset(child.pid(), addr));
+  }
+}
+
+TEST(SymbolizeFixture, ExitedProcessStillSymbolizesFromSnapshot) {
+  FixtureProcess child(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(child.ok());
+  uint32_t pid = child.pid();
+  auto addresses = child.addresses();
+  Symbolizer sym;
+  ASSERT_TRUE(sym.snapshot_process(pid));
+  child.stop();
+  ASSERT_NE(kill(static_cast<pid_t>(pid), 0), 0) << "child still running";
+  for (const auto& [name, addr] : addresses) {
+    auto frames = sym.symbolize_user(pid, {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+  }
+  EXPECT_FALSE(sym.snapshot_process(pid));  // gone: a new snapshot fails
+}
+
+TEST(SymbolizeFixture, StrippedBinaryGivesUnknownWithFileOffset) {
+  FixtureProcess child(fixture_path("symbolize_fixture_stripped"));
+  ASSERT_TRUE(child.ok());
+  SymbolizerOptions opts;
+  opts.debug_dirs = {};  // no system debug dirs: nothing can be found
+  Symbolizer sym(opts);
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_TRUE(frames[0].function.empty()) << frames[0].function;
+    uint64_t offset = expected_file_offset(child.pid(), addr);
+    EXPECT_EQ(frames[0].module_offset, offset);
+    char expected[256];
+    std::snprintf(expected, sizeof expected, "[unknown] in symbolize_fixture_stripped+0x%llx",
+                  static_cast<unsigned long long>(offset));
+    EXPECT_EQ(frames[0].display_name(), expected);
+  }
+  EXPECT_EQ(sym.stats().unknown_frames, child.addresses().size());
+}
+
+TEST(SymbolizeFixture, StrippedBinaryWithDebugFileByBuildId) {
+  std::string build_id = readelf_build_id(fixture_path("symbolize_fixture_stripped"));
+  ASSERT_GT(build_id.size(), 2u);
+  EXPECT_EQ(read_build_id(fixture_path("symbolize_fixture_stripped")), build_id);
+  EXPECT_EQ(read_build_id(fixture_path("symbolize_fixture.debug")), build_id);
+
+  TempDir debug_root;
+  copy_file(fixture_path("symbolize_fixture.debug"),
+            debug_root.path() + "/.build-id/" + build_id.substr(0, 2) + "/" + build_id.substr(2) + ".debug");
+  FixtureProcess child(fixture_path("symbolize_fixture_stripped"));
+  ASSERT_TRUE(child.ok());
+  SymbolizerOptions opts;
+  opts.debug_dirs = {debug_root.path()};
+  opts.line_info = true;
+  Symbolizer sym(opts);
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_FALSE(frames.empty());
+    EXPECT_EQ(frames.back().function, name);
+    EXPECT_TRUE(frames.back().file.ends_with("symbolize_fixture.cpp")) << frames.back().file;
+    EXPECT_GT(frames.back().line, 0u);
+  }
+}
+
+TEST(SymbolizeFixture, StrippedBinaryWithDebugFileByDebuglink) {
+  // The linked binary in a temp dir, its debug file in the .debug subdir.
+  TempDir dir;
+  std::string exe = dir.path() + "/bin/fixture_linked";
+  copy_file(fixture_path("symbolize_fixture_linked"), exe);
+  copy_file(fixture_path("symbolize_fixture.debug"), dir.path() + "/bin/.debug/symbolize_fixture.debug");
+  FixtureProcess child(exe);
+  ASSERT_TRUE(child.ok());
+  SymbolizerOptions opts;
+  opts.debug_dirs = {};
+  Symbolizer sym(opts);
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+    EXPECT_EQ(frames[0].module, exe);
+  }
+}
+
+TEST(SymbolizeFixture, DebuglinkWithWrongCrcIsRejected) {
+  TempDir dir;
+  std::string exe = dir.path() + "/fixture_linked";
+  copy_file(fixture_path("symbolize_fixture_linked"), exe);
+  {
+    std::ofstream bogus(dir.path() + "/symbolize_fixture.debug");
+    bogus << "not the debug file\n";
+  }
+  FixtureProcess child(exe);
+  ASSERT_TRUE(child.ok());
+  SymbolizerOptions opts;
+  opts.debug_dirs = {};
+  Symbolizer sym(opts);
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_TRUE(frames[0].function.empty()) << frames[0].function;
+  }
+}
+
+TEST(SymbolizeFixture, DeletedBinaryReadThroughProcFs) {
+  // The file is unlinked while it runs: only /proc/PID/map_files has it.
+  TempDir dir;
+  std::string exe = dir.path() + "/fixture_deleted";
+  copy_file(fixture_path("symbolize_fixture"), exe);
+  FixtureProcess child(exe);
+  ASSERT_TRUE(child.ok());
+  fs::remove(exe);
+  Symbolizer sym;
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+    EXPECT_EQ(frames[0].module, exe);
+  }
+}
+
+TEST(SymbolizeFixture, FindSymbolAddressMatchesRuntimeLayout) {
+  FixtureProcess child(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(child.ok());
+  // Load bias of a PIE: the runtime start of the mapping at file offset 0
+  // (the first PT_LOAD has p_vaddr 0 and p_offset 0).
+  uint64_t base = 0;
+  for (const Mapping& m : read_proc_maps(child.pid(), false)) {
+    if (m.path == fixture_path("symbolize_fixture") && m.file_offset == 0) {
+      base = m.start;
+      break;
+    }
+  }
+  ASSERT_NE(base, 0u);
+  Symbolizer sym;
+  for (const auto& [name, addr] : child.addresses()) {
+    auto vaddr = sym.find_symbol_address(fixture_path("symbolize_fixture"), name);
+    ASSERT_TRUE(vaddr.has_value()) << name;
+    EXPECT_EQ(*vaddr, addr - base) << name;
+  }
+  auto by_mangled = sym.find_symbol_address(fixture_path("symbolize_fixture"), "_ZN6symfix8run_onceEl");
+  ASSERT_TRUE(by_mangled.has_value());
+  EXPECT_EQ(*by_mangled, child.addresses().at("symfix::run_once(long)") - base);
+  EXPECT_FALSE(sym.find_symbol_address(fixture_path("symbolize_fixture"), "no_such_function").has_value());
+  // Stripped binaries still expose their symbols through the debug file.
+  auto linked = sym.find_symbol_address(fixture_path("symbolize_fixture_linked"), "symfix::run_once(long)");
+  ASSERT_TRUE(linked.has_value());
+  EXPECT_EQ(*linked, *by_mangled);
+}
+
+TEST(ElfInfo, LoadSegmentsMapFileOffsetsToVaddrs) {
+  auto info = read_elf_load_info(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(info.has_value());
+  EXPECT_TRUE(info->is_pie_or_dso);
+  ASSERT_FALSE(info->segments.empty());
+  bool has_exec = false;
+  for (const PtLoad& seg : info->segments) {
+    has_exec |= seg.executable();
+    EXPECT_EQ(file_offset_to_vaddr(*info, seg.p_offset), seg.p_vaddr);
+    EXPECT_EQ(vaddr_to_file_offset(*info, seg.p_vaddr + 1), seg.p_offset + 1);
+  }
+  EXPECT_TRUE(has_exec);
+  EXPECT_EQ(read_build_id("/nonexistent"), "");
+}
+
+// --- kernel ------------------------------------------------------------------
+
+struct KallsymsEntry {
+  uint64_t addr = 0;
+  std::string name;
+  std::string module;
+};
+
+std::optional<KallsymsEntry> find_kallsyms(const std::function<bool(const KallsymsEntry&)>& pred) {
+  std::ifstream in("/proc/kallsyms");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    KallsymsEntry e;
+    std::string type;
+    ls >> std::hex >> e.addr >> type >> e.name;
+    if (type != "T" && type != "t") continue;
+    std::string mod;
+    if (ls >> mod && mod.size() > 2 && mod.front() == '[') e.module = mod.substr(1, mod.size() - 2);
+    if (pred(e)) return e;
+  }
+  return std::nullopt;
+}
+
+TEST(SymbolizeKernel, KallsymsSymbolAndInsideIt) {
+  auto schedule = find_kallsyms([](const KallsymsEntry& e) { return e.name == "schedule" && e.module.empty(); });
+  if (!schedule) GTEST_SKIP() << "no schedule in /proc/kallsyms";
+  if (schedule->addr == 0) GTEST_SKIP() << "kallsyms addresses hidden (needs root)";
+  Symbolizer sym;
+  auto frames = sym.symbolize_kernel({schedule->addr, schedule->addr + 1}, /*leaf_is_exact_ip=*/true);
+  ASSERT_EQ(frames.size(), 2u);
+  for (const Frame& f : frames) {
+    EXPECT_EQ(f.function, "schedule");
+    EXPECT_EQ(f.module, "[kernel]");
+    EXPECT_TRUE(f.kernel);
+  }
+  EXPECT_EQ(frames[1].address, schedule->addr + 1);
+}
+
+TEST(SymbolizeKernel, ModuleSymbolsNameTheirModule) {
+  auto entry = find_kallsyms([](const KallsymsEntry& e) { return !e.module.empty() && e.addr != 0; });
+  if (!entry) GTEST_SKIP() << "no module text symbols visible";
+  Symbolizer sym;
+  auto frames = sym.symbolize_kernel({entry->addr});
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].module, "[" + entry->module + "]");
+  EXPECT_FALSE(frames[0].function.empty());
+}
+
+// --- caches ------------------------------------------------------------------
+
+TEST(SymbolizerCache, SecondLookupOfABinaryIsAHit) {
+  Symbolizer sym;
+  ASSERT_TRUE(sym.find_symbol_address(fixture_path("symbolize_fixture"), "main").has_value());
+  auto first = sym.stats();
+  EXPECT_EQ(first.binary_cache_misses, 1u);
+  EXPECT_EQ(first.binary_cache_hits, 0u);
+  ASSERT_TRUE(sym.find_symbol_address(fixture_path("symbolize_fixture"), "main").has_value());
+  auto second = sym.stats();
+  EXPECT_EQ(second.binary_cache_misses, 1u);
+  EXPECT_EQ(second.binary_cache_hits, 1u);
+  EXPECT_EQ(second.binaries_cached, 1u);
+
+  // Re-snapshotting a process re-uses its binaries.
+  ASSERT_TRUE(sym.snapshot_process(self_pid()));
+  auto after_snapshot = sym.stats();
+  sym.forget_process(self_pid());
+  ASSERT_TRUE(sym.snapshot_process(self_pid()));
+  auto again = sym.stats();
+  EXPECT_EQ(again.binary_cache_misses, after_snapshot.binary_cache_misses);
+  EXPECT_GT(again.binary_cache_hits, after_snapshot.binary_cache_hits);
+  EXPECT_EQ(again.processes_cached, 1u);
+}
+
+TEST(SymbolizerCache, LruEvictionWithOneBinary) {
+  SymbolizerOptions opts;
+  opts.max_binaries = 1;
+  Symbolizer sym(opts);
+  ASSERT_TRUE(sym.find_symbol_address(fixture_path("symbolize_fixture"), "main").has_value());
+  ASSERT_TRUE(sym.find_symbol_address(self_exe(), kTargetMangled).has_value());
+  auto s = sym.stats();
+  EXPECT_EQ(s.binary_evictions, 1u);
+  EXPECT_EQ(s.binaries_cached, 1u);
+  // The evicted one is parsed again: a miss, and another eviction.
+  ASSERT_TRUE(sym.find_symbol_address(fixture_path("symbolize_fixture"), "main").has_value());
+  s = sym.stats();
+  EXPECT_EQ(s.binary_cache_misses, 3u);
+  EXPECT_EQ(s.binary_evictions, 2u);
+}
+
+TEST(SymbolizerCache, ProcessSnapshotsAreBounded) {
+  SymbolizerOptions opts;
+  opts.max_processes = 1;
+  Symbolizer sym(opts);
+  FixtureProcess a(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(sym.snapshot_process(self_pid()));
+  ASSERT_TRUE(sym.snapshot_process(a.pid()));
+  auto s = sym.stats();
+  EXPECT_EQ(s.processes_cached, 1u);
+  EXPECT_EQ(s.process_evictions, 1u);
+}
+
+TEST(SymbolizerStats, CountsResolvedAndUnknown) {
+  Symbolizer sym;
+  sym.symbolize_user(self_pid(), {target_address(), 0x10});
+  auto s = sym.stats();
+  EXPECT_EQ(s.resolved_frames, 1u);
+  EXPECT_EQ(s.unknown_frames, 1u);
+}
+
+}  // namespace
+}  // namespace tickprobe
