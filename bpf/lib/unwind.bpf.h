@@ -37,11 +37,12 @@ struct {
 } proc_maps SEC(".maps");
 
 /* 64-bit content hash -> stack. User space reads and prunes it; a stack
- * already pruned is found again in user space's own cache by its hash. */
+ * already pruned is found again in user space's own cache by its hash.
+ * Preallocated: a non-preallocated insert from sched_switch (rq lock held)
+ * can fail when bpf_mem_alloc's per-CPU cache is empty. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TP_MAX_STACKS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct tp_stack);
 } stacks SEC(".maps");

@@ -33,7 +33,7 @@ Result<SharedMaps> SharedMaps::create(const SharedMapSizes& sizes) {
   if (!r) return r.error();
   auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, 0);
   if (!p) return p.error();
-  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, BPF_F_NO_PREALLOC);
+  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, 0);
   if (!s) return s.error();
   m.targets_ = t.take();
   m.unwind_rows_ = r.take();

@@ -57,7 +57,17 @@ Profile build_profile(const StackAggregate& agg, Session& session, const Profile
       auto it = kernel_cache.find(key.kernel_stack);
       if (it == kernel_cache.end()) {
         std::vector<Frame> frames;
-        if (const StackFrames* st = session.stacks().get(key.kernel_stack)) frames = sym.symbolize_kernel(st->ips);
+        if (const StackFrames* st = session.stacks().get(key.kernel_stack)) {
+          frames = sym.symbolize_kernel(st->ips);
+          // The innermost frames of a stack taken in a tracepoint are the
+          // tracing machinery itself (bpf_prog_*, bpf_trace_run*): drop them.
+          size_t skip = 0;
+          while (skip + 1 < frames.size() && (frames[skip].function.starts_with("bpf_") ||
+                                              frames[skip].function.starts_with("__bpf_trace") ||
+                                              frames[skip].function.starts_with("__traceiter")))
+            skip++;
+          frames.erase(frames.begin(), frames.begin() + static_cast<long>(skip));
+        }
         it = kernel_cache.emplace(key.kernel_stack, std::move(frames)).first;
       }
       s.frames.insert(s.frames.end(), it->second.begin(), it->second.end());
