@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +35,10 @@ std::string demangle(const std::string& name) {
 namespace {
 
 constexpr uint64_t kMaxVdsoSize = 1 << 20;
+// An address outside every snapshotted mapping of a live process re-reads its
+// maps (a dlopen or JIT since the snapshot), but at most this often, so a
+// stream of stacks with a garbage address does not re-read maps per stack.
+constexpr std::chrono::milliseconds kMinRefreshInterval{500};
 
 struct MappedRange {
   uint64_t start = 0;
@@ -45,6 +50,7 @@ struct MappedRange {
 
 struct ProcessSnapshot {
   std::vector<MappedRange> ranges;  // sorted by start
+  std::chrono::steady_clock::time_point taken;
   const MappedRange* find(uint64_t addr) const {
     auto it = std::upper_bound(ranges.begin(), ranges.end(), addr,
                                [](uint64_t a, const MappedRange& r) { return a < r.start; });
@@ -194,7 +200,8 @@ struct Symbolizer::Impl {
     search.original_path = m.path;
     if (!opts.sysroot.empty()) {
       search.root_prefix = opts.sysroot;
-      return get_binary(opts.sysroot + m.path, search);
+      if (auto image = get_binary(opts.sysroot + m.path, search)) return image;
+      search.root_prefix.clear();
     }
     auto same_file = [&](const std::string& p) {
       struct stat st;
@@ -215,6 +222,7 @@ struct Symbolizer::Impl {
     std::vector<Mapping> maps = read_proc_maps(pid, /*executable_only=*/true);
     if (maps.empty()) return nullptr;
     ProcessSnapshot snap;
+    snap.taken = std::chrono::steady_clock::now();
     std::unordered_map<std::string, std::shared_ptr<BinaryImage>> opened;  // one open per file
     for (const Mapping& m : maps) {
       MappedRange r;
@@ -348,7 +356,8 @@ std::vector<Frame> Symbolizer::symbolize_user(uint32_t pid, const std::vector<ui
     // the caller even when the call was the function's last instruction.
     uint64_t lookup_addr = (i == 0 && leaf_is_exact_ip) || addr == 0 ? addr : addr - 1;
     const MappedRange* range = snap ? snap->find(lookup_addr) : nullptr;
-    if (!range && !refreshed && process_alive(pid)) {
+    if (!range && !refreshed && (!snap || std::chrono::steady_clock::now() - snap->taken > kMinRefreshInterval) &&
+        process_alive(pid)) {
       // Probably mapped after the snapshot (dlopen, JIT): re-read once per call.
       refreshed = true;
       snap = impl_->take_snapshot(pid);

@@ -5,12 +5,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -34,6 +36,22 @@ __attribute__((noinline)) T fixture_target(T x) {
 }
 constexpr int kTargetLastLine = __LINE__ - 1;
 template int fixture_target<int>(int);
+
+// An always-inlined helper inside a noinline caller: some addresses of the
+// caller must expand to an inlined frame for the helper.
+constexpr int kHelperFirstLine = __LINE__ + 1;
+__attribute__((always_inline)) inline int inlined_helper(int x) {
+  volatile int v = x;
+  for (int i = 0; i < 8; ++i) v = v * 7 + i;
+  return v;
+}
+constexpr int kHelperLastLine = __LINE__ - 1;
+constexpr int kCallLine = __LINE__ + 3;
+__attribute__((noinline)) int inline_caller(int x) {
+  volatile int before = x + 1;
+  int r = inlined_helper(before);
+  return r + before;
+}
 }  // namespace symtest
 
 namespace tickprobe {
@@ -59,16 +77,19 @@ std::string self_exe() {
 // stdin (closing it makes the child exit).
 class FixtureProcess {
  public:
-  explicit FixtureProcess(const std::string& exe) {
+  explicit FixtureProcess(const std::string& exe) : FixtureProcess(std::vector<std::string>{exe}) {}
+  explicit FixtureProcess(const std::vector<std::string>& args) {
     int in_pipe[2], out_pipe[2];
     if (pipe2(in_pipe, O_CLOEXEC) != 0 || pipe2(out_pipe, O_CLOEXEC) != 0) return;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
-    char* argv[] = {const_cast<char*>(exe.c_str()), nullptr};
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv, environ);
+    int rc = posix_spawnp(&pid, args[0].c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     close(in_pipe[0]);
     close(out_pipe[1]);
@@ -210,6 +231,36 @@ TEST(Symbolize, LineInfoForOwnFunction) {
     EXPECT_GE(outer.line, static_cast<uint32_t>(symtest::kTargetFirstLine));
     EXPECT_LE(outer.line, static_cast<uint32_t>(symtest::kTargetLastLine));
   }
+}
+
+TEST(Symbolize, LineInfoExpandsInlinedFrames) {
+  SymbolizerOptions opts;
+  opts.line_info = true;
+  Symbolizer sym(opts);
+  uint64_t start = reinterpret_cast<uint64_t>(&symtest::inline_caller);
+  bool inlined_seen = false;
+  for (uint64_t a = start; a < start + 512; ++a) {
+    auto frames = sym.symbolize_user(self_pid(), {a});
+    ASSERT_FALSE(frames.empty());
+    if (frames.back().function != "symtest::inline_caller(int)") break;  // past the caller's end
+    if (frames.size() < 2) continue;
+    // Innermost first: the helper (inlined), then the caller at the call site.
+    ASSERT_EQ(frames.size(), 2u);
+    EXPECT_TRUE(frames[0].inlined);
+    EXPECT_EQ(frames[0].function, "symtest::inlined_helper(int)");
+    EXPECT_TRUE(frames[0].file.ends_with("symbolize_test.cpp")) << frames[0].file;
+    EXPECT_GE(frames[0].line, static_cast<uint32_t>(symtest::kHelperFirstLine));
+    EXPECT_LE(frames[0].line, static_cast<uint32_t>(symtest::kHelperLastLine));
+    EXPECT_FALSE(frames[1].inlined);
+    EXPECT_EQ(frames[1].line, static_cast<uint32_t>(symtest::kCallLine));
+    EXPECT_EQ(frames[1].address, a);
+    EXPECT_EQ(frames[0].address, a);
+    inlined_seen = true;
+  }
+  EXPECT_TRUE(inlined_seen);
+  // Without line_info one frame per address, whatever was inlined.
+  Symbolizer plain;
+  EXPECT_EQ(plain.symbolize_user(self_pid(), {start + 8}).size(), 1u);
 }
 
 TEST(Symbolize, LibcDynsymFunctions) {
@@ -384,6 +435,31 @@ TEST(SymbolizeFixture, DeletedBinaryReadThroughProcFs) {
   }
 }
 
+TEST(SymbolizeFixture, OtherMountNamespaceReadsThroughProcRoot) {
+  // Inside a private mount namespace the path is bind-mounted over by the
+  // real fixture; on the host the same path is a different (stripped) file.
+  // Reading the host's file would give no names.
+  TempDir dir;
+  std::string real = dir.path() + "/real";
+  std::string path = dir.path() + "/app";
+  copy_file(fixture_path("symbolize_fixture"), real);
+  copy_file(fixture_path("symbolize_fixture_stripped"), path);
+  std::string script = "mount --bind '" + real + "' '" + path + "' && exec '" + path + "'";
+  FixtureProcess child({"unshare", "--mount", "--propagation", "private", "sh", "-c", script});
+  if (!child.ok()) GTEST_SKIP() << "cannot make a mount namespace (needs root and unshare)";
+  struct stat host_st;
+  ASSERT_EQ(stat(path.c_str(), &host_st), 0);
+  SymbolizerOptions opts;
+  opts.debug_dirs = {};
+  Symbolizer sym(opts);
+  for (const auto& [name, addr] : child.addresses()) {
+    auto frames = sym.symbolize_user(child.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+    EXPECT_EQ(frames[0].module, path);
+  }
+}
+
 TEST(SymbolizeFixture, FindSymbolAddressMatchesRuntimeLayout) {
   FixtureProcess child(fixture_path("symbolize_fixture"));
   ASSERT_TRUE(child.ok());
@@ -428,6 +504,25 @@ TEST(ElfInfo, LoadSegmentsMapFileOffsetsToVaddrs) {
   EXPECT_EQ(read_build_id("/nonexistent"), "");
 }
 
+TEST(ElfInfo, SeveralExecutableSegmentsEachKeepTheirBias) {
+  // A layout like lld's or a hugepage-aligned binary: two executable
+  // segments whose vaddr-offset differences are not the same.
+  ElfLoadInfo info;
+  info.is_pie_or_dso = true;
+  info.segments = {{0x0, 0x0, 0x1000, 0x1000, 4},
+                   {0x201000, 0x1000, 0x3000, 0x3000, 5},
+                   {0x405000, 0x4000, 0x2000, 0x2000, 5},
+                   {0x608000, 0x6000, 0x100, 0x900, 6}};
+  EXPECT_EQ(file_offset_to_vaddr(info, 0x1234), 0x201234u);
+  EXPECT_EQ(file_offset_to_vaddr(info, 0x4010), 0x405010u);
+  EXPECT_EQ(file_offset_to_vaddr(info, 0x6200), 0x608200u);  // past p_filesz: still the last segment
+  EXPECT_EQ(vaddr_to_file_offset(info, 0x405010), 0x4010u);
+  EXPECT_FALSE(vaddr_to_file_offset(info, 0x300000).has_value());
+  // Two mappings of the file, as /proc/PID/maps shows them.
+  EXPECT_EQ(runtime_to_vaddr(info, 0x7f0000000234, 0x7f0000000000, 0x1000), 0x201234u);
+  EXPECT_EQ(runtime_to_vaddr(info, 0x7f0000204010, 0x7f0000204000, 0x4000), 0x405010u);
+}
+
 // --- kernel ------------------------------------------------------------------
 
 struct KallsymsEntry {
@@ -465,6 +560,10 @@ TEST(SymbolizeKernel, KallsymsSymbolAndInsideIt) {
     EXPECT_TRUE(f.kernel);
   }
   EXPECT_EQ(frames[1].address, schedule->addr + 1);
+  auto inside = sym.symbolize_kernel({schedule->addr + 1});  // as the exact leaf
+  ASSERT_EQ(inside.size(), 1u);
+  EXPECT_EQ(inside[0].function, "schedule");
+  EXPECT_EQ(inside[0].display_name(), "schedule");
 }
 
 TEST(SymbolizeKernel, ModuleSymbolsNameTheirModule) {
