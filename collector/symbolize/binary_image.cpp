@@ -206,6 +206,7 @@ void BinaryImage::add_symbols(Elf* elf) {
     if (!gelf_getshdr(scn, &shdr) || (shdr.sh_type != SHT_SYMTAB && shdr.sh_type != SHT_DYNSYM)) continue;
     Elf_Data* data = elf_getdata(scn, nullptr);
     if (!data || !data->d_buf || shdr.sh_entsize == 0) continue;  // NOBITS in a debug file
+    if (shdr.sh_type == SHT_SYMTAB) has_symtab_ = true;
     size_t count = shdr.sh_size / shdr.sh_entsize;
     for (size_t i = 0; i < count; ++i) {
       GElf_Sym sym;

@@ -47,6 +47,9 @@ class BinaryImage {
   const ElfLoadInfo& load_info() const { return load_info_; }
   const std::string& debug_file() const { return debug_file_; }  // "" when none was used
   size_t symbol_count() const { return symbols_.size(); }
+  // True when a full .symtab (the file's own or its debug file's) was read,
+  // not just .dynsym.
+  bool has_symtab() const { return has_symtab_; }
 
   // Index of the function symbol covering `vaddr` (or the nearest preceding
   // one when its size is 0), or -1.
@@ -82,6 +85,7 @@ class BinaryImage {
   std::string names_;               // NUL-separated name pool
   std::vector<std::string> demangled_;
   std::vector<char> memory_image_;  // owns the bytes of an in-memory ELF
+  bool has_symtab_ = false;
 
   // DWARF: the file that has .debug_info (the binary or its debug file).
   std::string path_;

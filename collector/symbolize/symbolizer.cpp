@@ -167,6 +167,10 @@ struct Symbolizer::Impl {
     ++stats.binary_cache_misses;
     std::shared_ptr<BinaryImage> image = BinaryImage::open_file(open_path, search, nullptr);
     if (!image) return nullptr;
+    // A stripped copy whose debug file was not found must not stand for its
+    // build-id: an unstripped copy (or one whose debug file is found later)
+    // of the same build would otherwise hit it and lose its names.
+    if (!build_id.empty() && !image->has_symtab()) key = "f:" + identity;
     insert_binary(key, identity, image);
     return image;
   }

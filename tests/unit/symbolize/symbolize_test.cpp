@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -353,6 +355,16 @@ TEST(SymbolizeFixture, StrippedBinaryGivesUnknownWithFileOffset) {
     EXPECT_EQ(frames[0].display_name(), expected);
   }
   EXPECT_EQ(sym.stats().unknown_frames, child.addresses().size());
+
+  // The unstripped build (same build-id) must not inherit the stripped
+  // copy's cache entry.
+  FixtureProcess full(fixture_path("symbolize_fixture"));
+  ASSERT_TRUE(full.ok());
+  for (const auto& [name, addr] : full.addresses()) {
+    auto frames = sym.symbolize_user(full.pid(), {addr});
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].function, name);
+  }
 }
 
 TEST(SymbolizeFixture, StrippedBinaryWithDebugFileByBuildId) {
@@ -628,6 +640,26 @@ TEST(SymbolizerCache, ProcessSnapshotsAreBounded) {
   auto s = sym.stats();
   EXPECT_EQ(s.processes_cached, 1u);
   EXPECT_EQ(s.process_evictions, 1u);
+}
+
+TEST(SymbolizerThreads, ConcurrentCallersGetTheSameAnswers) {
+  SymbolizerOptions opts;
+  opts.max_binaries = 2;  // force evictions and reloads while others read
+  Symbolizer sym(opts);
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto frames = sym.symbolize_user(self_pid(), {target_address(), reinterpret_cast<uint64_t>(&getpid)});
+        if (frames.size() != 2 || frames[0].function != kTargetDemangled) ++wrong;
+        if (t % 2 == 0) sym.forget_process(self_pid());
+        if (!sym.find_symbol_address(fixture_path("symbolize_fixture"), "main")) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST(SymbolizerStats, CountsResolvedAndUnknown) {
