@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
                "Finds what made a tick late: CPU, off-CPU blocking, pauses, leaks, sockets."};
   app.set_version_flag("--version", std::string("tickprobe ") + kVersion);
   app.require_subcommand(1);
+  app.fallthrough();  // -v and -q work after the subcommand too
   cli::GlobalOptions g;
   app.add_flag("-v,--verbose", g.verbose, "debug logging, including libbpf's log");
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
