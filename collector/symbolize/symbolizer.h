@@ -72,15 +72,22 @@ class Symbolizer {
   Symbolizer& operator=(const Symbolizer&) = delete;
 
   // Snapshots /proc/PID/maps (and opens the mapped binaries) so the process
-  // symbolizes after it exits. Returns false if the process is gone.
+  // symbolizes after it exits. Returns false if the process is gone. A
+  // snapshot keeps its binaries alive even when the binary cache evicts them.
+  // PIDs are not checked for reuse: forget_process() when a process exits.
   bool snapshot_process(uint32_t pid);
   // Drops a process's map snapshot (e.g. after exec, so the new image is read).
   void forget_process(uint32_t pid);
 
   // User addresses of process `pid`, leaf first. Returns one or more Frames per
   // address (more than one when line_info expands inlined frames; the inlined
-  // ones come first, innermost first). `is_return_address[i]` may be given to
-  // look up addr-1 for frames that are return addresses (all but the leaf).
+  // ones come first, innermost first). Every address but the leaf is a return
+  // address and is looked up at addr-1 (so a call that ends a function counts
+  // for that function); with leaf_is_exact_ip=false the leaf is too. Frames
+  // carry the address as given. A process not snapshotted yet is snapshotted
+  // now; an address outside its snapshot re-reads the maps (at most every
+  // 500 ms) for libraries mapped since. Unknown frames keep module (path, or
+  // "[unknown]" outside every mapping) and module_offset (file offset).
   std::vector<Frame> symbolize_user(uint32_t pid, const std::vector<uint64_t>& addrs,
                                     bool leaf_is_exact_ip = true);
   // Kernel addresses (from /proc/kallsyms, read once), leaf first. Frames

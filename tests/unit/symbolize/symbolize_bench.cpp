@@ -4,6 +4,7 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <random>
 
 #include "symbolize/symbolizer.h"
@@ -41,8 +42,38 @@ void run(benchmark::State& state, bool line_info) {
 void BM_Symbolize100k(benchmark::State& state) { run(state, false); }
 void BM_Symbolize100kLineInfo(benchmark::State& state) { run(state, true); }
 
+// Kernel: 100k addresses around the kallsyms text symbols (needs root to see
+// addresses; otherwise every frame is unknown and the number means little).
+void BM_SymbolizeKernel100k(benchmark::State& state) {
+  tickprobe::Symbolizer sym;
+  std::vector<uint64_t> addrs;
+  {
+    FILE* f = std::fopen("/proc/kallsyms", "r");
+    unsigned long long a;
+    char type;
+    char name[256];
+    while (f && std::fscanf(f, "%llx %c %255s%*[^\n]", &a, &type, name) == 3)
+      if ((type == 't' || type == 'T') && a != 0) addrs.push_back(a + 3);
+    if (f) std::fclose(f);
+  }
+  if (addrs.empty()) {
+    state.SkipWithError("no kallsyms addresses");
+    return;
+  }
+  std::mt19937_64 rng(7);
+  std::vector<uint64_t> sample(100000);
+  for (auto& a : sample) a = addrs[rng() % addrs.size()];
+  sym.symbolize_kernel(sample);  // warm-up: read kallsyms
+  for (auto _ : state) {
+    auto frames = sym.symbolize_kernel(sample);
+    benchmark::DoNotOptimize(frames.data());
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * sample.size()));
+}
+
 }  // namespace
 
+BENCHMARK(BM_SymbolizeKernel100k)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Symbolize100k)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Symbolize100kLineInfo)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();
