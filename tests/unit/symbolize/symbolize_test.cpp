@@ -431,7 +431,9 @@ TEST(SymbolizeFixture, DebuglinkWithWrongCrcIsRejected) {
 }
 
 TEST(SymbolizeFixture, DeletedBinaryReadThroughProcFs) {
-  // The file is unlinked while it runs: only /proc/PID/map_files has it.
+  // The file is unlinked while it runs: only /proc/PID/map_files has it,
+  // and reading that needs CAP_SYS_ADMIN (CAP_CHECKPOINT_RESTORE).
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for /proc/PID/map_files";
   TempDir dir;
   std::string exe = dir.path() + "/fixture_deleted";
   copy_file(fixture_path("symbolize_fixture"), exe);
