@@ -159,10 +159,4 @@ void register_offcpu(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
-void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
-  (void)app;
-  (void)g;
-  (void)run;
-}
-
 }  // namespace tickprobe::cli

@@ -1,13 +1,33 @@
 #include "core/session.h"
 
 #include <bpf/bpf.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "core/log.h"
 #include "targets/target_spec.h"
 
 namespace tickprobe {
 
+namespace {
+// Tracepoint attachment (and libbpf's tracepoint id lookup) needs tracefs.
+// Minimal systems and fresh containers often have it unmounted; as root we
+// can mount it ourselves instead of failing with ENOENT.
+void ensure_tracefs() {
+  if (access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+    return;
+  if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, nullptr) == 0)
+    TP_LOG_DEBUG("mounted tracefs at /sys/kernel/tracing");
+  else
+    TP_LOG_DEBUG("cannot mount tracefs: %s", std::strerror(errno));
+}
+}  // namespace
+
 Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
+  ensure_tracefs();
   auto maps = SharedMaps::create(opts.map_sizes);
   if (!maps) return maps.error();
   std::unique_ptr<Session> s(new Session());

@@ -3,7 +3,11 @@
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
+#include <dirent.h>
+
 #include <cstring>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,6 +61,28 @@ Status SharedMaps::reuse_in(bpf_object* obj) const {
     if (err) return Error::from_errno(std::string("failed to share map ") + s.name, err);
   }
   return {};
+}
+
+uint64_t bpf_map_memory_bytes() {
+  uint64_t total = 0;
+  std::set<uint64_t> seen;  // shared maps are open under several fds
+  DIR* d = opendir("/proc/self/fdinfo");
+  if (!d) return 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream f(std::string("/proc/self/fdinfo/") + e->d_name);
+    std::string line;
+    bool is_map = false;
+    uint64_t memlock = 0, id = 0;
+    while (std::getline(f, line)) {
+      if (line.rfind("map_type:", 0) == 0) is_map = true;
+      if (line.rfind("memlock:", 0) == 0) memlock = std::strtoull(line.c_str() + 8, nullptr, 10);
+      if (line.rfind("map_id:", 0) == 0) id = std::strtoull(line.c_str() + 7, nullptr, 10);
+    }
+    if (is_map && seen.insert(id).second) total += memlock;
+  }
+  closedir(d);
+  return total;
 }
 
 std::vector<uint64_t> read_percpu_counters(int map_fd, uint32_t entries) {

@@ -40,6 +40,10 @@ class SharedMaps {
   UniqueFd targets_, unwind_rows_, proc_maps_, stacks_;
 };
 
+// Memory charged for every BPF map this process holds open (the "memlock"
+// lines of /proc/self/fdinfo), in bytes.
+uint64_t bpf_map_memory_bytes();
+
 // Sums a per-CPU array of u64 counters (e.g. a family's `errors` map).
 std::vector<uint64_t> read_percpu_counters(int map_fd, uint32_t entries);
 

@@ -1,0 +1,106 @@
+// `tickprobe agent`: the sidecar. Prometheus metrics and pprof endpoints.
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "agent/agent.h"
+#include "agent_metrics.h"
+#include "cli/commands.h"
+#include "http_server.h"
+#include "pprof.h"
+
+namespace tickprobe::cli {
+namespace {
+
+struct AgentArgs {
+  AgentOptions opts;
+  std::string listen = "127.0.0.1:9464";
+  bool no_offcpu = false;
+};
+
+HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest& req) {
+  HttpResponse r;
+  double seconds = 30;
+  try {
+    seconds = std::stod(req.param("seconds", "30"));
+  } catch (...) {
+    r.status = 400;
+    r.body = "seconds must be a number\n";
+    return r;
+  }
+  auto prof = agent.capture(kind, seconds, g_stop);
+  if (!prof) {
+    r.status = 400;
+    r.body = prof.error().message + "\n";
+    return r;
+  }
+  auto bytes = render_pprof(*prof);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = kind == ProfileKind::kCpu ? "attachment; filename=\"profile.pb.gz\""
+                                                                : "attachment; filename=\"offcpu.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
+}  // namespace
+
+void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
+  auto a = std::make_shared<AgentArgs>();
+  auto* cmd = app.add_subcommand("agent",
+                                 "run continuously beside the server: Prometheus /metrics and pprof endpoints");
+  add_target_options(cmd, a->opts.targets);
+  cmd->add_option("--listen", a->listen, "address to serve HTTP on (host:port)")->default_val("127.0.0.1:9464");
+  cmd->add_option("-F,--frequency", a->opts.cpu.frequency, "CPU samples per second per CPU")->default_val(99);
+  cmd->add_option("--min-block-us", a->opts.offcpu.min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
+  cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
+  cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
+      ->default_val(1.0);
+  cmd->footer(
+      "Endpoints:\n"
+      "  GET /metrics                          Prometheus text format\n"
+      "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
+      "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
+      "  GET /healthz                           liveness");
+  cmd->callback([a, &g, &run] {
+    run = [a, &g]() -> Status {
+      if (a->opts.targets.empty()) return usage_error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
+      auto bind = parse_bind_address(a->listen);
+      if (!bind) return usage_error(bind.error().message, bind.error().hint);
+      a->opts.enable_offcpu = !a->no_offcpu;
+      auto agent = Agent::create(a->opts);
+      if (!agent) return agent.error();
+      Agent& ag = **agent;
+
+      HttpServer server;
+      server.handle_get("/metrics", [&ag](const HttpRequest&) {
+        HttpResponse r;
+        r.content_type = kPrometheusContentType;
+        r.body = render_prometheus_text(agent_metrics(ag.stats()));
+        return r;
+      });
+      server.handle_get("/debug/pprof/profile",
+                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); });
+      server.handle_get("/debug/pprof/offcpu",
+                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); });
+      server.handle_get("/healthz", [](const HttpRequest&) {
+        HttpResponse r;
+        r.body = "ok\n";
+        return r;
+      });
+      if (auto st = server.start(*bind); !st) return st;
+      if (!g.quiet)
+        std::fprintf(stderr, "tickprobe agent: tracing %s; serving http://%s:%u/metrics\n",
+                     a->opts.targets.describe().c_str(), bind->host.c_str(), server.port());
+      ag.run(g_stop);
+      server.stop();
+      return {};
+    };
+  });
+}
+
+}  // namespace tickprobe::cli

@@ -1,0 +1,199 @@
+#include "agent/agent.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "core/log.h"
+
+namespace tickprobe {
+
+Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
+  if (opts.targets.empty()) return Error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
+  std::unique_ptr<Agent> a(new Agent(opts));
+  auto session = Session::create(opts.session);
+  if (!session) return session.error();
+  a->session_ = session.take();
+  auto cpu = CpuProfileProbe::create(*a->session_, opts.cpu);
+  if (!cpu) return cpu.error();
+  a->cpu_ = cpu.take();
+  if (opts.enable_offcpu) {
+    auto off = OffCpuProbe::create(*a->session_, opts.offcpu);
+    if (!off) return off.error();
+    a->offcpu_ = off.take();
+  }
+  Agent* self = a.get();
+  auto watcher = TargetWatcher::create(*a->session_, [self](const ProcessEvent& ev) { self->on_process_event(ev); });
+  if (!watcher) return watcher.error();
+  a->watcher_ = watcher.take();
+  // Attach to what runs now; the watcher catches what starts later.
+  for (uint32_t pid : resolve_targets(opts.targets)) {
+    if (auto st = a->session_->add_target(pid); !st)
+      TP_LOG_WARN("cannot trace process %u: %s", pid, st.error().message.c_str());
+  }
+  if (a->session_->targets().empty())
+    TP_LOG_WARN("no running process matches %s yet; waiting for one to start", opts.targets.describe().c_str());
+  a->started_ = std::chrono::steady_clock::now();
+  return a;
+}
+
+Agent::~Agent() = default;
+
+void Agent::on_process_event(const ProcessEvent& ev) {
+  auto targets = session_->targets();
+  bool traced = targets.count(ev.tgid) > 0;
+  if (ev.kind == ProcessEvent::Kind::kExit) {
+    if (!traced) return;
+    drain_once();  // keep what it did before it went away
+    session_->remove_target(ev.tgid);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = per_target_.find(ev.tgid);
+    if (it != per_target_.end()) {
+      it->second.alive = false;
+      exited_order_.push_back(ev.tgid);
+      while (exited_order_.size() > opts_.max_exited_targets) {
+        per_target_.erase(exited_order_.front());
+        exited_order_.erase(exited_order_.begin());
+      }
+    }
+    return;
+  }
+  // exec: a new image. Trace it if it matches, and re-read a traced one.
+  bool match = opts_.targets.matches(ev.tgid, ev.comm, process_exe(ev.tgid));
+  if (traced) {
+    session_->remove_target(ev.tgid);
+    session_->symbolizer().forget_process(ev.tgid);
+  }
+  if (match) {
+    if (auto st = session_->add_target(ev.tgid); !st)
+      TP_LOG_WARN("cannot trace new process %u: %s", ev.tgid, st.error().message.c_str());
+    else
+      TP_LOG_INFO("tracing new process %u (%s)", ev.tgid, ev.comm.c_str());
+  }
+}
+
+void Agent::drain_once() {
+  StackAggregate cpu_agg(2), off_agg(2);
+  cpu_->drain(cpu_agg);
+  if (offcpu_) offcpu_->drain(off_agg);
+  std::lock_guard<std::mutex> lock(mu_);
+  drains_++;
+  double period_s = 1.0 / cpu_->frequency();
+  for (const auto& [k, v] : cpu_agg.entries()) {
+    auto& t = per_target_[k.tgid];
+    t.pid = k.tgid;
+    if (t.comm.empty()) t.comm = session_->process_name(k.tgid);
+    t.cpu_seconds += static_cast<double>(v[0]) * period_s;
+  }
+  for (const auto& [k, v] : off_agg.entries()) {
+    auto& t = per_target_[k.tgid];
+    t.pid = k.tgid;
+    if (t.comm.empty()) t.comm = session_->process_name(k.tgid);
+    t.offcpu_seconds[k.label] += static_cast<double>(v[0]) / 1e9;
+  }
+  for (Subscription* s : subs_) {
+    const StackAggregate& src = s->kind == ProfileKind::kCpu ? cpu_agg : off_agg;
+    for (const auto& [k, v] : src.entries()) s->agg.add(k, v);
+  }
+}
+
+void Agent::run(const std::atomic<bool>& stop) {
+  using clock = std::chrono::steady_clock;
+  auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(opts_.drain_interval_s));
+  auto next = clock::now() + interval;
+  while (!stop.load()) {
+    watcher_->poll(100);
+    if (clock::now() >= next) {
+      drain_once();
+      session_->refresh_targets();
+      session_->stacks().prune_if_needed();
+      next += interval;
+    }
+  }
+  drain_once();
+}
+
+Result<Profile> Agent::capture(ProfileKind kind, double seconds, const std::atomic<bool>& stop) {
+  if (kind == ProfileKind::kOffCpu && !offcpu_)
+    return Error("off-CPU profiling is disabled in this agent", "start the agent without --no-offcpu");
+  if (seconds <= 0 || seconds > opts_.max_capture_seconds)
+    return Error("seconds must be in (0, " + std::to_string(static_cast<int>(opts_.max_capture_seconds)) + "]");
+  ProfileShape shape = kind == ProfileKind::kCpu ? cpu_->shape() : offcpu_->shape();
+  Subscription sub{kind, StackAggregate(shape.sample_types.size())};
+  auto wall_start = std::chrono::system_clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    subs_.push_back(&sub);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline && !stop.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // One more drain so the last partial interval counts.
+  drain_once();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    subs_.erase(std::find(subs_.begin(), subs_.end(), &sub));
+  }
+  Profile p = build_profile(sub.agg, *session_, shape);
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  for (const auto& [k, v] : (kind == ProfileKind::kCpu ? cpu_->counters() : offcpu_->counters())) p.counters[k] = v;
+  return p;
+}
+
+AgentStats Agent::stats() const {
+  AgentStats s;
+  s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  s.cpu_frequency = cpu_->frequency();
+  s.cpu_event = cpu_->event_name();
+  auto ss = session_->stats();
+  s.targets_attached = ss.targets;
+  s.targets_added = ss.targets_added;
+  s.targets_removed = ss.targets_removed;
+  s.target_errors = ss.target_errors;
+  s.family_counters["profile"] = cpu_->counters();
+  s.cpu_samples = s.family_counters["profile"]["samples"];
+  if (offcpu_) {
+    s.family_counters["offcpu"] = offcpu_->counters();
+    s.offcpu_blocks = s.family_counters["offcpu"]["blocks"];
+  }
+  s.family_counters["targets"] = watcher_->counters();
+  auto sym = session_->symbolizer().stats();
+  s.symbolizer = {{"binaries_cached", sym.binaries_cached},     {"binary_cache_hits", sym.binary_cache_hits},
+                  {"binary_cache_misses", sym.binary_cache_misses}, {"binary_evictions", sym.binary_evictions},
+                  {"processes_cached", sym.processes_cached},   {"unknown_frames", sym.unknown_frames},
+                  {"resolved_frames", sym.resolved_frames}};
+  auto uw = session_->unwind().stats();
+  s.unwind = {{"binaries", uw.binaries},         {"rows_used", uw.rows_used},
+              {"rows_capacity", uw.rows_capacity}, {"rows_dropped", uw.rows_dropped},
+              {"build_errors", uw.build_errors}};
+  auto st = session_->stacks().stats();
+  s.stacks = {{"lookups", st.lookups}, {"missing", st.missing}, {"pruned", st.pruned}, {"truncated", st.truncated}};
+  s.bpf_map_bytes = bpf_map_memory_bytes();
+  if (FILE* f = std::fopen("/proc/self/stat", "r")) {
+    // Fields 14/15 are utime/stime in clock ticks, 24 is rss in pages.
+    unsigned long utime = 0, stime = 0;
+    long rss = 0;
+    if (std::fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %*u %ld",
+                    &utime, &stime, &rss) == 3) {
+      s.self_cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+      s.self_rss_bytes = static_cast<uint64_t>(rss) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    }
+    std::fclose(f);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  s.drains = drains_;
+  for (const auto& [pid, t] : per_target_) {
+    TargetStats copy = t;
+    copy.alive = copy.alive && ss.targets > 0;
+    s.targets.push_back(copy);
+  }
+  return s;
+}
+
+}  // namespace tickprobe

@@ -1,0 +1,43 @@
+// What the agent knows at a moment: cumulative per-target CPU and off-CPU
+// time, and tickprobe's own counters. Plain data, handed to exporters
+// (exporters/agent_metrics.h turns it into Prometheus families).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace tickprobe {
+
+struct TargetStats {
+  uint32_t pid = 0;
+  std::string comm;
+  bool alive = true;
+  double cpu_seconds = 0;                        // sampled: samples / frequency
+  std::map<std::string, double> offcpu_seconds;  // by state: R, S, D, other
+};
+
+struct AgentStats {
+  double uptime_seconds = 0;
+  uint32_t cpu_frequency = 0;
+  std::string cpu_event;
+  std::vector<TargetStats> targets;  // alive ones, plus recently exited
+  uint64_t targets_attached = 0;
+  uint64_t targets_added = 0;
+  uint64_t targets_removed = 0;
+  uint64_t target_errors = 0;
+  uint64_t drains = 0;
+  uint64_t cpu_samples = 0;
+  uint64_t offcpu_blocks = 0;
+  // family -> counter -> value, e.g. "profile" -> "stacks_full" -> 3.
+  std::map<std::string, std::map<std::string, uint64_t>> family_counters;
+  std::map<std::string, uint64_t> symbolizer;  // cache hits, misses, evictions ...
+  std::map<std::string, uint64_t> unwind;      // rows used/capacity/dropped ...
+  std::map<std::string, uint64_t> stacks;      // lookups, missing, pruned ...
+  uint64_t bpf_map_bytes = 0;                  // memory of tickprobe's BPF maps
+  uint64_t self_rss_bytes = 0;                 // the agent's own resident memory
+  double self_cpu_seconds = 0;                 // the agent's own CPU time (user + system)
+};
+
+}  // namespace tickprobe
