@@ -481,6 +481,11 @@ void GameServer::close_session(Session& s, CloseReason why) {
   ++counters_.close_reasons[static_cast<std::size_t>(why)];
   TICKGAME_PROBE1(session__close, s.fd);
   sched_.unwatch(s.fd);
+  // Best-effort close_notify (non-blocking: if it does not fit, it is dropped).
+  if (s.ssl && SSL_is_init_finished(s.ssl) && why != CloseReason::kReadError && why != CloseReason::kWriteError) {
+    ERR_clear_error();
+    SSL_shutdown(s.ssl);
+  }
   if (s.player) {
     world_.remove(s.player);
     s.player = nullptr;

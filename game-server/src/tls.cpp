@@ -22,6 +22,8 @@ void set_modes(SSL_CTX* ctx) {
   // Non-blocking writes from a queue that grows between retries.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  // A peer that closes without close_notify is an EOF, not an error.
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 }
 
 bool use_generated_identity(SSL_CTX* ctx, std::string& error) {
