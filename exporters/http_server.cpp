@@ -75,6 +75,13 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
+  // httplib's default also sets SO_REUSEPORT, which lets a second agent bind
+  // the same port and silently take half the scrapes. SO_REUSEADDR alone
+  // still allows a quick restart (TIME_WAIT) but makes a live conflict fail.
+  impl_->server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   impl_->server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "internal error";
     try {

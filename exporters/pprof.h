@@ -19,7 +19,11 @@
 //    line[i+1]), as pprof requires. Unknown frames (no function) get a
 //    Location with an address and no Line, so pprof can symbolize it later.
 //  - One Function per distinct (name, file); system_name = name (the
-//    collector only keeps the demangled name).
+//    collector only keeps the demangled name). With name == system_name,
+//    pprof treats the name as possibly mangled and, by default, shortens
+//    C++ names (drops template arguments and parameters: "std::vector::
+//    push_back"), as it does for perf data; `-symbolize=demangle=full`
+//    shows them whole.
 //  - Sample: location_id leaf first, values parallel to sample_type; labels
 //    "comm" and "thread" (str), "pid" and "tid" (num), then Sample::labels
 //    (str) in key order. Empty / zero fields are omitted.
