@@ -173,3 +173,28 @@ TEST(FlameGraphSvg, RejectsBadOptions) {
 
 }  // namespace
 }  // namespace tickprobe
+
+namespace tickprobe {
+namespace {
+
+// The embedded script, run by node against a small fake DOM built from the
+// SVG (flamegraph_js_harness.js): hover, zoom, reset, search, matched %.
+// node comes from the nodejs package (scripts/bootstrap.sh).
+TEST(FlameGraphSvg, ScriptZoomsAndSearches) {
+  auto svg = render_flamegraph_svg(make_sample_profile());
+  ASSERT_TRUE(svg);
+  std::string dir = testing::make_temp_dir("svg-js");
+  std::string path = dir + "/graph.svg";
+  testing::write_file(path, *svg);
+  std::string out;
+  ASSERT_EQ(testing::run_command("command -v node", &out), 0)
+      << "node not found\nhint: run scripts/bootstrap.sh (installs nodejs)";
+  std::string harness = std::string(TICKPROBE_SOURCE_DIR) + "/tests/unit/exporters/flamegraph_js_harness.js";
+  int rc = testing::run_command("node '" + harness + "' '" + path + "'", &out, true);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "OK\n");
+  if (rc == 0) std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tickprobe
