@@ -27,10 +27,16 @@ static std::string basename_of(const std::string& p) {
 
 bool TargetSpec::matches(uint32_t pid, const std::string& comm, const std::string& exe) const {
   if (std::find(pids.begin(), pids.end(), pid) != pids.end()) return true;
-  for (const auto& c : comms) {
-    // comm is truncated to 15 characters by the kernel.
-    if (!comm.empty() && (comm == c || (c.size() > 15 && comm == c.substr(0, 15)))) return true;
-  }
+  // comm is truncated to 15 characters by the kernel, and servers often
+  // rename their main thread (which renames the process's comm), so a name
+  // also matches the executable's basename.
+  auto name_is = [](const std::string& have, const std::string& want) {
+    return !have.empty() && (have == want || (want.size() > 15 && have == want.substr(0, 15)));
+  };
+  std::string exe_base = basename_of(exe);
+  if (exe_base.ends_with(" (deleted)")) exe_base.resize(exe_base.size() - 10);
+  for (const auto& c : comms)
+    if (name_is(comm, c) || exe_base == c) return true;
   for (const auto& e : exes) {
     if (exe.empty()) continue;
     std::string clean = exe;

@@ -11,7 +11,7 @@ namespace tickprobe {
 
 struct TargetSpec {
   std::vector<uint32_t> pids;
-  std::vector<std::string> comms;  // exact match on /proc/PID/comm (15 chars max)
+  std::vector<std::string> comms;  // /proc/PID/comm (15 chars max) or the executable's basename
   std::vector<std::string> exes;   // match on /proc/PID/exe (absolute path, or basename)
 
   bool empty() const { return pids.empty() && comms.empty() && exes.empty(); }
