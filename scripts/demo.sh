@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The README demo: build everything, run tickgame with bots and a few faults
+# injected for ~20 s, and show the server's own account of what happened.
+#
+#   bash scripts/demo.sh
+#
+# Each step is a function so later steps (tickprobe attaching to the running
+# server, printing its view next to /stats) slot in between start_server and
+# print_server_stats. Env: DEMO_SECONDS (20), DEMO_BOTS (200), PORT,
+# TLS_PORT, ADMIN_PORT, SKIP_BUILD=1 to reuse an existing build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEMO_SECONDS=${DEMO_SECONDS:-20}
+DEMO_BOTS=${DEMO_BOTS:-200}
+PORT=${PORT:-7777}
+TLS_PORT=${TLS_PORT:-7778}
+ADMIN_PORT=${ADMIN_PORT:-9100}
+BIN_DIR=build/bin
+WORK=$(mktemp -d /tmp/tickprobe-demo.XXXXXX)
+SERVER_PID=""
+BOTS_PID=""
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+cleanup() {
+  [ -n "$BOTS_PID" ] && kill "$BOTS_PID" 2>/dev/null || true
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+bootstrap_and_build() {
+  [ "${SKIP_BUILD:-0}" = 1 ] && return 0
+  step "bootstrap and build"
+  bash scripts/bootstrap.sh
+  bash scripts/build.sh
+}
+
+start_server() {
+  step "start tickgame (tcp :$PORT, tls :$TLS_PORT, admin 127.0.0.1:$ADMIN_PORT) with faults injected"
+  # Faults: a 2 KiB/tick memory leak, 5 leaked coroutines/s, GC garbage,
+  # and blocking writes to the slow readers (stalls the tick).
+  "$BIN_DIR/tickgame" --port "$PORT" --tls-port "$TLS_PORT" --admin-port "$ADMIN_PORT" \
+    --inject-leak-bytes-per-tick 2048 \
+    --inject-coroutine-leak-per-sec 5 \
+    --inject-gc-garbage-per-tick 2000 \
+    --inject-blocking-writes --max-outbound-kb 16 \
+    >"$WORK/tickgame.out" 2>"$WORK/tickgame.err" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null || { cat "$WORK/tickgame.err" >&2; exit 1; }
+  echo "tickgame pid $SERVER_PID"
+}
+
+start_bots() {
+  step "start $DEMO_BOTS bots (half TLS, 4 slow readers) for ${DEMO_SECONDS}s"
+  "$BIN_DIR/tickbots" --port "$PORT" --tls-port "$TLS_PORT" --clients "$DEMO_BOTS" --tls-fraction 0.5 \
+    --slow-readers 4 --duration "$DEMO_SECONDS" >"$WORK/bots.json" 2>"$WORK/bots.err" &
+  BOTS_PID=$!
+}
+
+mid_run_fault_toggle() {
+  # Half-way through, add a CPU hog through the admin endpoint.
+  sleep $((DEMO_SECONDS / 2))
+  step "POST /faults: cpu_hog_us=5000 (5 ms of CPU burned in every tick from now on)"
+  curl -sf -XPOST "http://127.0.0.1:$ADMIN_PORT/faults" -d '{"cpu_hog_us": 5000}' | jq -c .
+}
+
+wait_for_bots() {
+  wait "$BOTS_PID" || true
+  BOTS_PID=""
+}
+
+print_bots_summary() {
+  step "tickbots summary (client-side ground truth)"
+  jq '{connections, tls: {handshakes_ok: .tls.handshakes_ok, handshakes_failed: .tls.handshakes_failed, handshake_us: .tls.handshake_us},
+       rtt_us, frames_sent, frames_received, errors}' "$WORK/bots.json"
+}
+
+print_server_stats() {
+  step "tickgame GET /stats (server-side ground truth)"
+  curl -sf "http://127.0.0.1:$ADMIN_PORT/stats" | jq .
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+main() {
+  bootstrap_and_build
+  start_server
+  start_bots
+  # (tickprobe attaches here in later versions of this demo)
+  mid_run_fault_toggle
+  wait_for_bots
+  print_bots_summary
+  print_server_stats
+  stop_server
+  echo
+  echo "logs: $WORK"
+}
+
+main "$@"
