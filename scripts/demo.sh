@@ -16,7 +16,7 @@ DEMO_BOTS=${DEMO_BOTS:-200}
 PORT=${PORT:-7777}
 TLS_PORT=${TLS_PORT:-7778}
 ADMIN_PORT=${ADMIN_PORT:-9100}
-BIN_DIR=build/bin
+BIN_DIR=${BIN_DIR:-build/bin}
 WORK=$(mktemp -d /tmp/tickprobe-demo.XXXXXX)
 SERVER_PID=""
 BOTS_PID=""
@@ -45,7 +45,7 @@ start_server() {
     --inject-leak-bytes-per-tick 2048 \
     --inject-coroutine-leak-per-sec 5 \
     --inject-gc-garbage-per-tick 2000 \
-    --inject-blocking-writes --max-outbound-kb 16 \
+    --inject-blocking-writes --blocking-write-timeout-ms 15 --max-outbound-kb 16 \
     >"$WORK/tickgame.out" 2>"$WORK/tickgame.err" &
   SERVER_PID=$!
   for _ in $(seq 100); do
@@ -57,9 +57,9 @@ start_server() {
 }
 
 start_bots() {
-  step "start $DEMO_BOTS bots (half TLS, 4 slow readers) for ${DEMO_SECONDS}s"
+  step "start $DEMO_BOTS bots (half TLS, 2 slow readers) for ${DEMO_SECONDS}s"
   "$BIN_DIR/tickbots" --port "$PORT" --tls-port "$TLS_PORT" --clients "$DEMO_BOTS" --tls-fraction 0.5 \
-    --slow-readers 4 --duration "$DEMO_SECONDS" >"$WORK/bots.json" 2>"$WORK/bots.err" &
+    --slow-readers 2 --duration "$DEMO_SECONDS" >"$WORK/bots.json" 2>"$WORK/bots.err" &
   BOTS_PID=$!
 }
 
@@ -67,7 +67,8 @@ mid_run_fault_toggle() {
   # Half-way through, add a CPU hog through the admin endpoint.
   sleep $((DEMO_SECONDS / 2))
   step "POST /faults: cpu_hog_us=5000 (5 ms of CPU burned in every tick from now on)"
-  curl -sf -XPOST "http://127.0.0.1:$ADMIN_PORT/faults" -d '{"cpu_hog_us": 5000}' | jq -c .
+  curl -sf -XPOST -H 'Content-Type: application/json' "http://127.0.0.1:$ADMIN_PORT/faults" \
+    -d '{"cpu_hog_us": 5000}' | jq -c .
 }
 
 wait_for_bots() {

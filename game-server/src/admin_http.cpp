@@ -69,10 +69,16 @@ void GameServer::start_admin() {
   });
   http.Post("/faults", [this, reply_faults](const httplib::Request& req, httplib::Response& res) {
     std::string err;
-    for (auto& [name, value] : req.params) {
-      if (!set_fault(faults_, name, value, err)) { res.status = 400; res.set_content(err + "\n", "text/plain"); return; }
+    // A JSON object body wins. (curl -d sends it as form-urlencoded, which
+    // httplib would also split into bogus params, so those are ignored then.)
+    const bool json_body = req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
+                           req.body[req.body.find_first_not_of(" \t\r\n")] == '{';
+    if (!json_body) {
+      for (auto& [name, value] : req.params) {
+        if (!set_fault(faults_, name, value, err)) { res.status = 400; res.set_content(err + "\n", "text/plain"); return; }
+      }
     }
-    if (!req.body.empty()) {
+    if (json_body) {
       auto j = nlohmann::json::parse(req.body, nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
         res.status = 400;
