@@ -88,6 +88,7 @@ enum tp_error_counter {
 	TP_ERR_START_FULL,          /* per-thread start map full (off-CPU) */
 	TP_ERR_RINGBUF_FULL,        /* ringbuf reserve failed: event dropped */
 	TP_ERR_EVENTS_SAMPLED_OUT,  /* events skipped by sampling (not an error) */
+	TP_ERR_STACK_COLLISION,     /* two different stacks with one 64-bit hash */
 	TP_ERR_MAX,
 };
 

@@ -203,12 +203,19 @@ static __always_inline __u64 tp_hash_stack(struct tp_stack *st, __u64 seed)
 /* Stores st under its hash; returns the hash, or 0 if the store is full. */
 static __always_inline __u64 tp_store_stack(struct tp_stack *st, __u64 seed)
 {
+	struct tp_stack *existing;
 	__u64 h;
 	if (st->len == 0)
 		return 0;
 	h = tp_hash_stack(st, seed);
-	if (bpf_map_lookup_elem(&stacks, &h))
+	existing = bpf_map_lookup_elem(&stacks, &h);
+	if (existing) {
+		/* A cheap collision check: same hash, different shape. Counted,
+		 * not resolved; at 64 bits it should stay zero. */
+		if (existing->len != st->len || existing->ips[0] != st->ips[0])
+			tp_count_error(TP_ERR_STACK_COLLISION);
 		return h;
+	}
 	/* An update may lose a race with another CPU (EEXIST: fine); only a
 	 * stack that is still missing afterwards was dropped. */
 	bpf_map_update_elem(&stacks, &h, st, BPF_NOEXIST);

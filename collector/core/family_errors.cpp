@@ -19,6 +19,7 @@ const char* error_counter_name(uint32_t which) {
     case TP_ERR_START_FULL: return "start_map_full";
     case TP_ERR_RINGBUF_FULL: return "ringbuf_full";
     case TP_ERR_EVENTS_SAMPLED_OUT: return "events_sampled_out";
+    case TP_ERR_STACK_COLLISION: return "stack_hash_collisions";
     default: return "unknown";
   }
 }
