@@ -73,6 +73,12 @@ void GameServer::start_admin() {
     // httplib would also split into bogus params, so those are ignored then.)
     const bool json_body = req.body.find_first_not_of(" \t\r\n") != std::string::npos &&
                            req.body[req.body.find_first_not_of(" \t\r\n")] == '{';
+    const bool form_body = req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0;
+    if (!json_body && !req.body.empty() && !form_body) {
+      res.status = 400;
+      res.set_content("body must be a JSON object, e.g. {\"cpu_hog_us\": 5000}\n", "text/plain");
+      return;
+    }
     if (!json_body) {
       for (auto& [name, value] : req.params) {
         if (!set_fault(faults_, name, value, err)) { res.status = 400; res.set_content(err + "\n", "text/plain"); return; }
