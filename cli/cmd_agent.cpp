@@ -58,6 +58,12 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("-F,--frequency", a->opts.cpu.frequency, "CPU samples per second per CPU")->default_val(99);
   cmd->add_option("--min-block-us", a->opts.offcpu.min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
   cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
+  cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
+      ->default_val(16384);
+  cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
+      ->default_val(1u << 20);
+  cmd->add_option("--max-targets", a->opts.session.map_sizes.max_targets, "processes traced at once")
+      ->default_val(1024);
   cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
       ->default_val(1.0);
   cmd->footer(
