@@ -339,7 +339,9 @@ void BotThread::send_tick(Bot& b, std::uint64_t now) {
   enqueue_frame_done(b);
   ++sum_.inputs_sent;
   if (now >= b.next_ping_ns) {
-    encode_ping(b.out, Ping{now, ++b.ping_seq});
+    // Stamp at encode time, not loop time: with hundreds of clients per
+    // loop the difference would be counted as RTT.
+    encode_ping(b.out, Ping{mono_ns(), ++b.ping_seq});
     enqueue_frame_done(b);
     ++sum_.pings_sent;
     b.next_ping_ns = now + static_cast<std::uint64_t>(cfg_.ping_interval_s * 1e9);
