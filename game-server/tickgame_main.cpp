@@ -48,7 +48,11 @@ int main(int argc, char** argv) {
   std::string error;
   if (!server.start(error)) {
     std::fprintf(stderr, "tickgame: %s\n", error.c_str());
-    std::fprintf(stderr, "hint: is another process using the port? pick others with --port/--tls-port/--admin-port\n");
+    const bool tls_problem = error.find("tls") != std::string::npos || error.find("certificate") != std::string::npos ||
+                             error.find("key") != std::string::npos;
+    std::fprintf(stderr, "hint: %s\n",
+                 tls_problem ? "pass both --tls-cert and --tls-key (PEM), or neither for a generated self-signed identity"
+                             : "is another process using the port? pick others with --port/--tls-port/--admin-port");
     return 1;
   }
   std::fprintf(stderr, "tickgame: listening tcp=%u tls=%u admin=127.0.0.1:%u tick=%u Hz\n", cfg.port, cfg.tls_port, cfg.admin_port, cfg.tick_hz);
