@@ -253,7 +253,9 @@ void BotThread::flush(Bot& b) {
 }
 
 void BotThread::read_some(Bot& b) {
-  for (int rounds = 0; rounds < 16 && b.fd >= 0; ++rounds) {
+  // Bounded per wake-up, except that bytes OpenSSL already decrypted are
+  // always consumed (epoll cannot report them).
+  for (int rounds = 0; b.fd >= 0 && (rounds < 16 || (b.ssl && SSL_pending(b.ssl) > 0)); ++rounds) {
     std::size_t cap = std::min(rbuf_.size(), b.decoder.feed_capacity());
     long n;
     if (b.ssl) {

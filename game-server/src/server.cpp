@@ -248,7 +248,14 @@ Task GameServer::session_task(Session* s) {
     }
   }
   while (!s->closed) {
-    if (!read_available(*s)) break;
+    const ReadOutcome r = read_available(*s);
+    if (r == ReadOutcome::kClosed) break;
+    if (r == ReadOutcome::kBudgetSpent) {
+      // More may be buffered inside OpenSSL, where epoll cannot see it: yield
+      // to other work and come back without waiting for the socket.
+      co_await sched_.sleep_for(0);
+      continue;
+    }
     if (!co_await sched_.readable(s->waiter)) break;
   }
   s->coroutine_done = true;
@@ -295,7 +302,7 @@ Task GameServer::stats_task() {
 
 // ---------------------------------------------------------------- I/O
 
-bool GameServer::read_available(Session& s) {
+GameServer::ReadOutcome GameServer::read_available(Session& s) {
   std::size_t budget = kReadBudgetPerWake;
   while (!s.closed && budget > 0) {
     std::size_t cap = std::min({read_buf_.size(), s.decoder.feed_capacity(), budget});
@@ -308,18 +315,21 @@ bool GameServer::read_available(Session& s) {
         n = r;
       } else {
         int e = SSL_get_error(s.ssl, r);
-        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return true;
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+          flush(s);  // answers (pongs) go out now, not at the next tick
+          return s.closed ? ReadOutcome::kClosed : ReadOutcome::kDrained;
+        }
         close_session(s, e == SSL_ERROR_ZERO_RETURN ? CloseReason::kEof : CloseReason::kReadError);
-        return false;
+        return ReadOutcome::kClosed;
       }
     } else {
       n = ::recv(s.fd, read_buf_.data(), cap, 0);
-      if (n == 0) { close_session(s, CloseReason::kEof); return false; }
+      if (n == 0) { close_session(s, CloseReason::kEof); return ReadOutcome::kClosed; }
       if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { flush(s); return s.closed ? ReadOutcome::kClosed : ReadOutcome::kDrained; }
         if (errno == EINTR) continue;
         close_session(s, CloseReason::kReadError);
-        return false;
+        return ReadOutcome::kClosed;
       }
     }
     counters_.bytes_in += static_cast<std::uint64_t>(n);
@@ -328,15 +338,16 @@ bool GameServer::read_available(Session& s) {
     while (auto f = s.decoder.next()) {
       ++counters_.frames_in;
       handle_frame(s, *f);
-      if (s.closed) return false;
+      if (s.closed) return ReadOutcome::kClosed;
     }
     if (s.decoder.error() != FrameError::kNone) {
       frame_error(s, s.decoder.error());
-      return false;
+      return ReadOutcome::kClosed;
     }
   }
   flush(s);
-  return !s.closed;
+  if (s.closed) return ReadOutcome::kClosed;
+  return budget == 0 ? ReadOutcome::kBudgetSpent : ReadOutcome::kDrained;
 }
 
 void GameServer::frame_error(Session& s, FrameError e) {

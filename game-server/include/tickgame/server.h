@@ -132,8 +132,9 @@ class GameServer {
   void open_session(int fd, bool tls);
   void close_session(Session& s, CloseReason why);
   void reap_sessions();
-  // Reads what is available (bounded per call); false once the session closed.
-  bool read_available(Session& s);
+  enum class ReadOutcome { kDrained, kBudgetSpent, kClosed };
+  // Reads and handles what is available, at most kReadBudgetPerWake bytes.
+  ReadOutcome read_available(Session& s);
   void handle_frame(Session& s, const FrameView& f);
   void frame_error(Session& s, FrameError e);
   bool enqueue(Session& s, std::span<const std::uint8_t> frame);
