@@ -37,6 +37,21 @@ std::string infer_format(const std::string& output) {
   return "folded";
 }
 
+// C++ template names run to hundreds of characters; a human table cuts them.
+std::string truncate_lines(const std::string& text, size_t width) {
+  std::string out;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (line.size() > width) line = line.substr(0, width - 3) + "...";
+    out += line + "\n";
+    start = end + 1;
+  }
+  return out;
+}
+
 void print_progress(const RecordProgress& p, ProfileKind kind) {
   if (!isatty(STDERR_FILENO)) return;
   if (kind == ProfileKind::kCpu)
@@ -81,7 +96,7 @@ Status write_output(const Profile& profile, const ProfileArgs& a, const char* ti
     o.limit = a.top;
     auto t = compute_top_table(profile, o);
     if (!t) return t.error();
-    std::string text = render_top_table(*t);
+    std::string text = truncate_lines(render_top_table(*t), 150);
     for (const auto& c : profile.comments) text += "# " + c + "\n";
     std::string counters;
     for (const auto& [k, v] : profile.counters)

@@ -11,19 +11,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEMO_SECONDS=${DEMO_SECONDS:-20}
+DEMO_SECONDS=${DEMO_SECONDS:-30}
 DEMO_BOTS=${DEMO_BOTS:-200}
 PORT=${PORT:-7777}
 TLS_PORT=${TLS_PORT:-7778}
 ADMIN_PORT=${ADMIN_PORT:-9100}
 BIN_DIR=${BIN_DIR:-build/bin}
 WORK=$(mktemp -d /tmp/tickprobe-demo.XXXXXX)
+OUT=${DEMO_OUT:-demo-out}
+AGENT_PORT=${AGENT_PORT:-9464}
 SERVER_PID=""
 BOTS_PID=""
+AGENT_PID=""
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 cleanup() {
+  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$BOTS_PID" ] && kill "$BOTS_PID" 2>/dev/null || true
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -64,11 +68,51 @@ start_bots() {
 }
 
 mid_run_fault_toggle() {
-  # Half-way through, add a CPU hog through the admin endpoint.
-  sleep $((DEMO_SECONDS / 2))
+  # A third of the way through, add a CPU hog through the admin endpoint.
+  sleep $((DEMO_SECONDS / 3))
   step "POST /faults: cpu_hog_us=5000 (5 ms of CPU burned in every tick from now on)"
   curl -sf -XPOST -H 'Content-Type: application/json' "http://127.0.0.1:$ADMIN_PORT/faults" \
     -d '{"cpu_hog_us": 5000}' | jq -c .
+}
+
+tickprobe_doctor() {
+  step "tickprobe doctor: what this kernel offers"
+  "$BIN_DIR/tickprobe" doctor | grep -E "^(ok|MISSING)" | head -20
+}
+
+start_agent() {
+  step "tickprobe agent --pid $SERVER_PID (sidecar: Prometheus /metrics, pprof endpoints on 127.0.0.1:$AGENT_PORT)"
+  "$BIN_DIR/tickprobe" agent -q --pid "$SERVER_PID" --listen "127.0.0.1:$AGENT_PORT" >"$WORK/agent.log" 2>&1 &
+  AGENT_PID=$!
+  for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+}
+
+profile_cpu() {
+  mkdir -p "$OUT"
+  step "tickprobe profile --pid $SERVER_PID -d 5: where the CPU goes (the hog was just switched on)"
+  "$BIN_DIR/tickprobe" profile -q --pid "$SERVER_PID" -d 5 -F 199 --top 12
+  "$BIN_DIR/tickprobe" profile -q --pid "$SERVER_PID" -d 3 -F 199 -o "$OUT/cpu.svg"
+  echo "flame graph: $OUT/cpu.svg"
+}
+
+profile_offcpu() {
+  step "tickprobe offcpu --pid $SERVER_PID -d 4: where the tick thread blocks (user stacks; totals include callees)"
+  # Blocking writes to slow readers stall the tick inside send(); the stacks
+  # keep the caller of libc's send wrapper, which has no frame pointer.
+  "$BIN_DIR/tickprobe" offcpu -q --pid "$SERVER_PID" -d 4 --min-block-us 1000 --no-runnable --no-kernel --top 12
+  "$BIN_DIR/tickprobe" offcpu -q --pid "$SERVER_PID" -d 3 --min-block-us 1000 -o "$OUT/offcpu.svg"
+  echo "flame graph: $OUT/offcpu.svg"
+}
+
+agent_metrics() {
+  step "tickprobe agent GET /metrics (excerpt) and a pprof profile from GET /debug/pprof/profile?seconds=2"
+  curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" |
+    grep -E '^(tickprobe_target_cpu_seconds_total|tickprobe_target_offcpu_seconds_total|tickprobe_targets |tickprobe_bpf_map_bytes|process_resident_memory_bytes)' | head -12
+  curl -sf "http://127.0.0.1:$AGENT_PORT/debug/pprof/profile?seconds=2" -o "$OUT/agent-cpu.pb.gz"
+  echo "pprof: $OUT/agent-cpu.pb.gz (go tool pprof -top $OUT/agent-cpu.pb.gz)"
 }
 
 wait_for_bots() {
@@ -95,10 +139,14 @@ stop_server() {
 
 main() {
   bootstrap_and_build
+  tickprobe_doctor
   start_server
+  start_agent
   start_bots
-  # (tickprobe attaches here in later versions of this demo)
   mid_run_fault_toggle
+  profile_cpu
+  profile_offcpu
+  agent_metrics
   wait_for_bots
   print_bots_summary
   print_server_stats
