@@ -213,6 +213,9 @@ TEST(GameFaults, LeakBytesShowInStats) {
   EXPECT_EQ(u(s, "leak", "allocations"), u(s, "tick", "count"));
   EXPECT_EQ(u(s, "leak", "bytes"), 4096 * u(s, "tick", "count"));
   EXPECT_EQ(s["faults"]["leak_bytes_per_tick"], 4096);
+  // fixed rate: ticks track wall time at --tick-hz (within a few ticks)
+  const double expected = static_cast<double>(u(s, "uptime_ns")) / 1e9 * 20;
+  EXPECT_NEAR(static_cast<double>(u(s, "tick", "count")), expected, 3.0);
 }
 
 TEST(GameFaults, LeakedCoroutinesShowInStats) {

@@ -23,7 +23,7 @@ std::string run(const std::string& cmd) {
   return out;
 }
 
-struct Note { std::string semaphore; int args = -1; };
+struct Note { std::string semaphore; int args = -1; std::uint64_t location = 0; };
 
 std::map<std::string, Note> tickgame_notes(const std::string& bin) {
   std::map<std::string, Note> notes;
@@ -42,6 +42,7 @@ std::map<std::string, Note> tickgame_notes(const std::string& bin) {
     if (auto v = field("Provider:"); !v.empty()) provider = v;
     else if (auto n = field("Name:"); !n.empty()) name = n;
     if (auto s = field("Semaphore:"); !s.empty() && provider == "tickgame") notes[name].semaphore = s;
+    if (auto l = field("Location:"); !l.empty() && provider == "tickgame") notes[name].location = std::stoull(l, nullptr, 16);
     if (line.find("Arguments:") != std::string::npos && provider == "tickgame") {
       std::istringstream args(line.substr(line.find("Arguments:") + 10));
       std::string a;
@@ -88,4 +89,27 @@ TEST(UsdtContract, FaultFunctionsAreRealSymbols) {
                          "tickgame::inject_cpu_hog(", "tickgame::blocking_write_to_slow_client(", "tickgame::Scheduler::spawn("}) {
     EXPECT_NE(syms.find(fn), std::string::npos) << fn << " was inlined or renamed";
   }
+}
+
+// coro__create must sit inside Scheduler::spawn (a real, non-inlined frame),
+// so a user stack at the probe continues into whoever created the coroutine.
+TEST(UsdtContract, CoroCreateFiresInsideSchedulerSpawn) {
+  const std::string bin = tickprobe::test::bin_path("tickgame");
+  auto notes = tickgame_notes(bin);
+  ASSERT_TRUE(notes.count("coro__create"));
+  const std::uint64_t loc = notes["coro__create"].location;
+  std::istringstream in(run("nm -C --print-size --defined-only '" + bin + "'"));
+  std::string line;
+  bool found = false;
+  while (std::getline(in, line)) {
+    if (line.find("tickgame::Scheduler::spawn(") == std::string::npos || line.find("[clone") != std::string::npos) continue;
+    std::istringstream f(line);
+    std::string addr, size;
+    f >> addr >> size;
+    const std::uint64_t lo = std::stoull(addr, nullptr, 16), len = std::stoull(size, nullptr, 16);
+    found = true;
+    EXPECT_GE(loc, lo);
+    EXPECT_LT(loc, lo + len) << "coro__create is not inside Scheduler::spawn";
+  }
+  EXPECT_TRUE(found) << "Scheduler::spawn has no symbol (inlined?)";
 }
