@@ -1,6 +1,8 @@
 // tickbots: load generator and client-side ground truth for tickgame.
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "tickgame/bots.h"
@@ -34,6 +36,11 @@ int main(int argc, char** argv) {
   if (cfg.tls_fraction > 0 && cfg.tls_port == 0) {
     std::fprintf(stderr, "tickbots: TLS clients requested but --tls-port is not set\nhint: pass the server's --tls-port\n");
     return 2;
+  }
+  // One fd per connection: use the whole hard limit, not the 1024 soft default.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
   tickgame::BotsSummary s = tickgame::run_bots(cfg);
   std::printf("%s\n", tickgame::bots_summary_to_json(cfg, s).dump(2).c_str());

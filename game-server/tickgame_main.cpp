@@ -2,6 +2,8 @@
 // tested against. See docs/game-server.md.
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include "tickgame/server.h"
@@ -44,6 +46,11 @@ int main(int argc, char** argv) {
   cfg.max_outbound_bytes = max_outbound_kb * 1024;
   cfg.sndbuf_bytes = sndbuf_kb * 1024;
 
+  // One fd per connection: use the whole hard limit, not the 1024 soft default.
+  if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   tickgame::GameServer server(cfg);
   std::string error;
   if (!server.start(error)) {

@@ -179,15 +179,27 @@ void GameServer::run() {
 
 Task GameServer::acceptor_task(Listener* l) {
   while (co_await sched_.readable(l->waiter)) {
+    bool out_of_resources = false;
     for (int i = 0; i < 128; ++i) {
       int fd = ::accept4(l->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) break;  // EAGAIN, or EMFILE etc.: retried on the next wake-up
+      if (fd < 0) {
+        out_of_resources = errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+        break;  // EAGAIN: wait for the next connection
+      }
       if (sessions_.size() >= cfg_.max_sessions) {
         ++counters_.sessions_rejected;
         ::close(fd);
         continue;
       }
       open_session(fd, l->tls);
+    }
+    if (out_of_resources) {
+      // The pending connection keeps the (level-triggered) listener readable;
+      // stop watching it for a moment instead of spinning on accept().
+      ++counters_.accept_backoffs;
+      sched_.rewatch(l->fd, 0, l);
+      co_await sched_.sleep_for(100'000'000);
+      sched_.rewatch(l->fd, EPOLLIN, l);
     }
   }
 }

@@ -98,6 +98,7 @@ nlohmann::json stats_to_json(const ServerCounters& c, const FaultSettings& fault
        {{"live", c.sessions_live},
         {"total", c.sessions_total},
         {"rejected", c.sessions_rejected},
+        {"accept_backoffs", c.accept_backoffs},
         {"slow_readers", c.slow_readers},
         {"closed_by_reason", closes}}},
       {"tls", {{"handshakes_completed", c.tls_completed}, {"handshakes_failed", c.tls_failed}}},

@@ -49,7 +49,7 @@ struct ServerCounters {
   // injected leaks
   std::uint64_t leak_bytes = 0, leak_allocations = 0;
   // sessions
-  std::uint64_t sessions_live = 0, sessions_total = 0, sessions_rejected = 0, slow_readers = 0;
+  std::uint64_t sessions_live = 0, sessions_total = 0, sessions_rejected = 0, slow_readers = 0, accept_backoffs = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(CloseReason::kCount)> close_reasons{};
   // tls
   std::uint64_t tls_completed = 0, tls_failed = 0;
