@@ -9,7 +9,7 @@
 using namespace std::chrono_literals;
 namespace tt = tickprobe::test;
 
-TEST(Subprocess, CapturesOutputExitCodeAndEnv) {
+TEST(TestSupportSubprocess, CapturesOutputExitCodeAndEnv) {
   tt::Subprocess p({"/bin/sh", "-c", "echo out-$TP_TEST_VAR; echo err >&2; exit 3"}, {"TP_TEST_VAR=42"});
   ASSERT_TRUE(p.started());
   auto st = p.wait_for(5s);
@@ -19,7 +19,7 @@ TEST(Subprocess, CapturesOutputExitCodeAndEnv) {
   EXPECT_EQ(p.stderr_text(), "err\n");
 }
 
-TEST(Subprocess, WaitForTimesOutAndTerminateStops) {
+TEST(TestSupportSubprocess, WaitForTimesOutAndTerminateStops) {
   tt::Subprocess p({"/bin/sleep", "30"});
   EXPECT_FALSE(p.wait_for(50ms).has_value());
   EXPECT_TRUE(p.running());
@@ -28,7 +28,7 @@ TEST(Subprocess, WaitForTimesOutAndTerminateStops) {
   EXPECT_FALSE(p.running());
 }
 
-TEST(Subprocess, KilledOnDestruction) {
+TEST(TestSupportSubprocess, KilledOnDestruction) {
   pid_t pid;
   {
     tt::Subprocess p({"/bin/sleep", "30"});
@@ -37,7 +37,7 @@ TEST(Subprocess, KilledOnDestruction) {
   EXPECT_NE(kill(pid, 0), 0);  // reaped: the pid no longer exists
 }
 
-TEST(Ports, FreePortAndTcpWait) {
+TEST(TestSupportPorts, FreePortAndTcpWait) {
   std::uint16_t port = tt::pick_free_port();
   ASSERT_NE(port, 0);
   auto t0 = std::chrono::steady_clock::now();
@@ -45,7 +45,7 @@ TEST(Ports, FreePortAndTcpWait) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
-TEST(Http, GetAndPostAgainstALocalServer) {
+TEST(TestSupportHttp, GetAndPostAgainstALocalServer) {
   httplib::Server srv;
   srv.Get("/hello", [](const httplib::Request&, httplib::Response& r) { r.set_content("hi", "text/plain"); });
   srv.Post("/echo", [](const httplib::Request& q, httplib::Response& r) { r.set_content(q.body, "text/plain"); });
@@ -62,6 +62,6 @@ TEST(Http, GetAndPostAgainstALocalServer) {
   EXPECT_EQ(tt::http_get("127.0.0.1", port, "/hello", 500ms).status, 0);
 }
 
-TEST(Paths, BinPathUsesTheBuildBinDir) {
+TEST(TestSupportPaths, BinPathUsesTheBuildBinDir) {
   EXPECT_EQ(tt::bin_path("tickgame"), std::string(TICKPROBE_BIN_DIR) + "/tickgame");
 }
