@@ -12,7 +12,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by tests and benchmarks
-  python3 prometheus golang-go bpftrace curl jq procps iproute2 binutils libxml2-utils nodejs
+  python3 python3-yaml prometheus golang-go bpftrace curl jq procps iproute2 binutils libxml2-utils nodejs
 )
 
 missing=()

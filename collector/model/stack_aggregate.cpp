@@ -1,11 +1,24 @@
 #include "model/stack_aggregate.h"
 
+#include <cstring>
 #include <unordered_map>
 
 #include "core/session.h"
 #include "bpf/include/unwind.h"
 
 namespace tickprobe {
+
+StackAggKey StackAggKey::from_bpf(uint32_t tgid, uint32_t tid, uint64_t user, uint64_t kernel, const char* comm,
+                                  size_t comm_size, std::string label) {
+  StackAggKey k;
+  k.tgid = tgid;
+  k.tid = tid;
+  k.user_stack = user;
+  k.kernel_stack = kernel;
+  k.thread.assign(comm, strnlen(comm, comm_size));
+  k.label = std::move(label);
+  return k;
+}
 
 void StackAggregate::add(const StackAggKey& key, const std::vector<int64_t>& values) {
   auto it = entries_.find(key);

@@ -24,6 +24,10 @@ struct StackAggKey {
   std::string thread;  // thread name (comm)
   std::string label;   // family-specific (off-CPU state), "" if none
 
+  // From a BPF count-map key: comm is a fixed, possibly unterminated array.
+  static StackAggKey from_bpf(uint32_t tgid, uint32_t tid, uint64_t user, uint64_t kernel, const char* comm,
+                              size_t comm_size, std::string label = {});
+
   bool operator<(const StackAggKey& o) const {
     return std::tie(tgid, tid, user_stack, kernel_stack, thread, label) <
            std::tie(o.tgid, o.tid, o.user_stack, o.kernel_stack, o.thread, o.label);

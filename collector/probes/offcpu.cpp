@@ -85,14 +85,9 @@ void OffCpuProbe::drain(StackAggregate& agg) {
   drain_hash_map<offcpu_key, offcpu_value>(
       fd,
       [&](const offcpu_key& k, const offcpu_value& v) {
-        StackAggKey key;
-        key.tgid = k.tgid;
-        key.tid = k.pid;
-        key.user_stack = k.user_stack;
-        key.kernel_stack = k.kernel_stack;
-        key.thread.assign(k.comm, strnlen(k.comm, sizeof(k.comm)));
-        key.label = offcpu_state_name(k.state);
-        agg.add(key, {static_cast<int64_t>(v.total_ns), static_cast<int64_t>(v.count)});
+        agg.add(StackAggKey::from_bpf(k.tgid, k.pid, k.user_stack, k.kernel_stack, k.comm, sizeof(k.comm),
+                                      offcpu_state_name(k.state)),
+                {static_cast<int64_t>(v.total_ns), static_cast<int64_t>(v.count)});
         blocks_ += v.count;
       },
       opts_.max_counts);

@@ -110,16 +110,12 @@ void CpuProfileProbe::drain(StackAggregate& agg) {
   uint32_t slot = skel_->bss->active_slot;
   skel_->bss->active_slot = slot ? 0 : 1;
   int fd = bpf_map__fd(slot ? skel_->maps.counts_1 : skel_->maps.counts_0);
+  const int64_t period = shape().period;
   drain_hash_map<profile_key, uint64_t>(
       fd,
       [&](const profile_key& k, uint64_t v) {
-        StackAggKey key;
-        key.tgid = k.tgid;
-        key.tid = k.pid;
-        key.user_stack = k.user_stack;
-        key.kernel_stack = k.kernel_stack;
-        key.thread.assign(k.comm, strnlen(k.comm, sizeof(k.comm)));
-        agg.add(key, {static_cast<int64_t>(v), static_cast<int64_t>(v) * shape().period});
+        agg.add(StackAggKey::from_bpf(k.tgid, k.pid, k.user_stack, k.kernel_stack, k.comm, sizeof(k.comm)),
+                {static_cast<int64_t>(v), static_cast<int64_t>(v) * period});
         samples_ += v;
       },
       opts_.max_counts);

@@ -7,22 +7,11 @@
 #  4. a restarted target (new pid, same name) is picked up without polling.
 set -euo pipefail
 BIN=${1:?usage: agent_prometheus_test.sh BIN_DIR}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/../lib.sh"
+e2e_init
 
 "$BIN/cpu_fixture" 120 > /dev/null & PIDS+=($!); FIX1=$!
-AGENT_PORT=$(free_port)
-"$BIN/tickprobe" agent --comm cpu_fixture --listen 127.0.0.1:$AGENT_PORT > "$WORK/agent.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null || { cat "$WORK/agent.log"; fail "agent did not start"; }
+start_agent "$BIN" --comm cpu_fixture
 sleep 3
 
 # 1. promtool
@@ -33,16 +22,7 @@ grep -q "tickprobe_target_cpu_seconds_total{comm=\"cpu_fixture\",pid=\"$FIX1\"}"
 echo "ok: promtool check metrics"
 
 # 2. a real Prometheus scrapes it
-PROM_PORT=$(free_port)
-cat > "$WORK/prometheus.yml" <<YML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: tickprobe
-    static_configs: [{targets: ["127.0.0.1:$AGENT_PORT"]}]
-YML
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-  --web.listen-address=127.0.0.1:$PROM_PORT > "$WORK/prom.log" 2>&1 & PIDS+=($!)
-query() { curl -sf "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1"; }
+start_prometheus
 ok=""
 for _ in $(seq 60); do
   if query 'up{job="tickprobe"}' 2>/dev/null | grep -q '"value":\[[0-9.]*,"1"\]' &&

@@ -15,17 +15,8 @@ BIN=${1:?usage: dashboards_test.sh BIN_DIR DASHBOARDS_DIR}
 DASH_DIR=${2:?usage: dashboards_test.sh BIN_DIR DASHBOARDS_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHECK="python3 $HERE/check_dashboard.py"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap "exit 1" INT TERM
-fail() { echo "FAIL: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$HERE/../lib.sh"
+e2e_init
 
 shopt -s nullglob
 DASHBOARDS=("$DASH_DIR"/*.json)
@@ -58,22 +49,9 @@ fi
 
 # 3. a fixture, the agent, and Prometheus scraping it every second
 "$BIN/cpu_fixture" 150 > /dev/null & PIDS+=($!); FIX=$!
-AGENT_PORT=$(free_port)
-"$BIN/tickprobe" agent --comm cpu_fixture --listen 127.0.0.1:$AGENT_PORT > "$WORK/agent.log" 2>&1 & PIDS+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$AGENT_PORT/healthz" > /dev/null || { cat "$WORK/agent.log"; fail "agent did not start"; }
-
-PROM_PORT=$(free_port)
-cat > "$WORK/prometheus.yml" <<YML
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: tickprobe
-    static_configs: [{targets: ["127.0.0.1:$AGENT_PORT"]}]
-YML
-prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-  --web.listen-address=127.0.0.1:$PROM_PORT > "$WORK/prom.log" 2>&1 & PIDS+=($!)
-PROM=http://127.0.0.1:$PROM_PORT
-query() { curl -sf "$PROM/api/v1/query" --data-urlencode "query=$1"; }
+start_agent "$BIN" --comm cpu_fixture
+start_prometheus
+PROM=$PROM_URL
 
 # Ask for a profile so the symbolizer resolves frames (the unknown-frame ratio
 # then has a real denominator).

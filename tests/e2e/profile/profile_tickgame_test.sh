@@ -6,21 +6,13 @@
 # tick thread blocking in an epoll wait between ticks, with the caller kept.
 set -euo pipefail
 BIN=${1:?usage: profile_tickgame_test.sh BIN_DIR}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "$0")/../lib.sh"
+e2e_init
 
 PORT=$(free_port); ADMIN=$(free_port)
 "$BIN/tickgame" --port "$PORT" --tls-port 0 --admin-port "$ADMIN" --inject-cpu-hog-us 8000 --duration 60 \
   > "$WORK/game.log" 2>&1 & PIDS+=($!); GAME=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$ADMIN/healthz" > /dev/null && break; sleep 0.2; done
+wait_http "http://127.0.0.1:$ADMIN/healthz" || { cat "$WORK/game.log"; fail "tickgame did not start"; }
 "$BIN/tickbots" --port "$PORT" --clients 50 --duration 40 > "$WORK/bots.json" 2> "$WORK/bots.log" & PIDS+=($!)
 sleep 2
 
