@@ -78,6 +78,9 @@ void Agent::on_process_event(const ProcessEvent& ev) {
 }
 
 void Agent::drain_once() {
+  // Called from the run loop, from exit events and from capture() on HTTP
+  // threads; the probes' drains flip their active slot, so serialize them.
+  std::lock_guard<std::mutex> drain_lock(drain_mu_);
   StackAggregate cpu_agg(2), off_agg(2);
   cpu_->drain(cpu_agg);
   if (offcpu_) offcpu_->drain(off_agg);

@@ -60,6 +60,7 @@ class Agent {
   std::unique_ptr<TargetWatcher> watcher_;
   std::chrono::steady_clock::time_point started_;
 
+  std::mutex drain_mu_;  // one drain at a time: the probes' slot flip is not reentrant
   mutable std::mutex mu_;
   std::map<uint32_t, TargetStats> per_target_;
   std::vector<uint32_t> exited_order_;
