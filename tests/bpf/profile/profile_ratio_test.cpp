@@ -78,20 +78,26 @@ std::map<std::string, Inclusive> inclusive(const nlohmann::json& prof, const std
   return out;
 }
 
-TEST(ProfileBpf, CpuRatioOfTwoHotFunctions) {
-  pid_t pid = start_fixture("cpu_fixture", "20");
-  ASSERT_GT(pid, 0);
+// Runs `tickprobe <command> --pid <fixture> <args> --format json` against a
+// freshly started fixture and returns the parsed profile.
+nlohmann::json record_fixture(const std::string& fixture, const std::string& command, const std::string& args) {
+  pid_t pid = start_fixture(fixture, "20");
+  EXPECT_GT(pid, 0);
   int rc = -1;
-  // 499 Hz for 6 s gives ~3000 samples: the sampling error of a 3:1 split
-  // is then ~2%, well inside the 10% tolerance.
-  std::string out = run_capture(kBin + "/tickprobe profile -q --pid " + std::to_string(pid) +
-                                    " -d 6 -F 499 --format json",
+  std::string out = run_capture(kBin + "/tickprobe " + command + " -q --pid " + std::to_string(pid) + " " + args +
+                                    " --format json",
                                 &rc);
   stop(pid);
-  ASSERT_EQ(rc, 0) << out;
-  auto prof = nlohmann::json::parse(out);
+  EXPECT_EQ(rc, 0) << out;
+  return rc == 0 ? nlohmann::json::parse(out) : nlohmann::json::object({{"samples", nlohmann::json::array()}});
+}
+
+TEST(ProfileBpf, CpuRatioOfTwoHotFunctions) {
+  // 499 Hz for 6 s gives ~3000 samples: the sampling error of a 3:1 split
+  // is then ~2%, well inside the 10% tolerance.
+  auto prof = record_fixture("cpu_fixture", "profile", "-d 6 -F 499");
   auto inc = inclusive(prof, {"burn_hot", "burn_cold", "spin_for"});
-  ASSERT_GT(inc["burn_cold"].value, 0) << out.substr(0, 2000);
+  ASSERT_GT(inc["burn_cold"].value, 0) << prof.dump().substr(0, 2000);
   double ratio = inc["burn_hot"].value / inc["burn_cold"].value;
   EXPECT_NEAR(ratio, 3.0, 0.3) << "hot=" << inc["burn_hot"].value << " cold=" << inc["burn_cold"].value;
   std::printf("cpu split hot:cold = %.3f (expected 3.0)\n", ratio);
@@ -101,17 +107,9 @@ TEST(ProfileBpf, CpuRatioOfTwoHotFunctions) {
 }
 
 TEST(ProfileBpf, OffCpuSharesThroughLibcWrappers) {
-  pid_t pid = start_fixture("offcpu_fixture", "20");
-  ASSERT_GT(pid, 0);
-  int rc = -1;
-  std::string out = run_capture(kBin + "/tickprobe offcpu -q --pid " + std::to_string(pid) +
-                                    " -d 4 --no-kernel --format json",
-                                &rc);
-  stop(pid);
-  ASSERT_EQ(rc, 0) << out;
-  auto prof = nlohmann::json::parse(out);
+  auto prof = record_fixture("offcpu_fixture", "offcpu", "-d 4 --no-kernel");
   auto inc = inclusive(prof, {"wait_on_sleep", "wait_on_poll", "usleep", "poll"});
-  ASSERT_GT(inc["wait_on_poll"].value, 0) << out.substr(0, 2000);
+  ASSERT_GT(inc["wait_on_poll"].value, 0) << prof.dump().substr(0, 2000);
   double ratio = inc["wait_on_sleep"].value / inc["wait_on_poll"].value;
   EXPECT_NEAR(ratio, 3.0, 0.3);
   std::printf("off-CPU split sleep:poll = %.3f (expected 3.0)\n", ratio);
