@@ -49,7 +49,7 @@ Status Session::add_target(uint32_t pid) {
   if (auto st = unwind_->update_process(pid); !st) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.target_errors++;
-    return st;
+    return st.error();
   }
   symbolizer_->snapshot_process(pid);
   uint32_t one = 1;
@@ -81,7 +81,8 @@ void Session::refresh_targets() {
       remove_target(pid);
       continue;
     }
-    if (auto st = unwind_->update_process(pid); st) symbolizer_->snapshot_process(pid);
+    // Only a changed memory map (dlopen, exec) needs a new symbolizer snapshot.
+    if (auto changed = unwind_->update_process(pid); changed.ok() && *changed) symbolizer_->snapshot_process(pid);
   }
 }
 

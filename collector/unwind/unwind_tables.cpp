@@ -81,7 +81,7 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
   return binaries_.emplace(key, std::move(b)).first->second;
 }
 
-Status UnwindTables::update_process(uint32_t pid) {
+Result<bool> UnwindTables::update_process(uint32_t pid) {
   std::vector<Mapping> maps = read_proc_maps(pid, /*executable_only=*/true);
   if (maps.empty()) {
     if (access(("/proc/" + std::to_string(pid)).c_str(), F_OK) != 0)
@@ -93,7 +93,7 @@ Status UnwindTables::update_process(uint32_t pid) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto sit = process_signature_.find(pid);
-  if (sit != process_signature_.end() && sit->second == sig) return {};
+  if (sit != process_signature_.end() && sit->second == sig) return false;
 
   auto pm = std::make_unique<tp_proc_maps>();
   std::memset(pm.get(), 0, sizeof(*pm));
@@ -123,7 +123,7 @@ Status UnwindTables::update_process(uint32_t pid) {
                              "too many traced processes? raise --max-targets");
   process_signature_[pid] = sig;
   stats_.processes = process_signature_.size();
-  return {};
+  return true;
 }
 
 void UnwindTables::remove_process(uint32_t pid) {

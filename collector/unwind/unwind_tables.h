@@ -38,7 +38,8 @@ class UnwindTables {
 
   // Reads /proc/PID/maps and (re)writes the process's mapping table when its
   // executable mappings changed (dlopen, exec). Cheap when nothing changed.
-  Status update_process(uint32_t pid);
+  // Returns whether the table was (re)written.
+  Result<bool> update_process(uint32_t pid);
   void remove_process(uint32_t pid);
 
   UnwindTablesStats stats() const;
