@@ -10,6 +10,7 @@
 #include "common.bpf.h"
 #include "unwind.bpf.h"
 #include "offcpu.h"
+#include "task_state.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -42,27 +43,6 @@ struct {
 } start SEC(".maps");
 
 __u32 active_slot = 0;
-
-/* The state field was renamed state -> __state in v5.14 (2f064a59a11f). */
-struct task_struct___pre514 {
-	long state;
-} __attribute__((preserve_access_index));
-
-static __always_inline __u32 task_state(struct task_struct *t)
-{
-	long s;
-	if (bpf_core_field_exists(t->__state))
-		s = BPF_CORE_READ(t, __state);
-	else
-		s = BPF_CORE_READ((struct task_struct___pre514 *)t, state);
-	if (s == 0)
-		return OFFCPU_RUNNABLE;
-	if (s & 1) /* TASK_INTERRUPTIBLE */
-		return OFFCPU_SLEEPING;
-	if (s & 2) /* TASK_UNINTERRUPTIBLE */
-		return OFFCPU_UNINTERRUPTIBLE;
-	return OFFCPU_OTHER;
-}
 
 static __always_inline void add_block(void *map, struct offcpu_key *key, __u64 delta)
 {

@@ -28,6 +28,9 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run);
 void register_profile(CLI::App& app, GlobalOptions& g, Action& run);
 void register_offcpu(CLI::App& app, GlobalOptions& g, Action& run);
 void register_agent(CLI::App& app, GlobalOptions& g, Action& run);
+void register_coro(CLI::App& app, GlobalOptions& g, Action& run);
+void register_pauses(CLI::App& app, GlobalOptions& g, Action& run);
+void register_leaks(CLI::App& app, GlobalOptions& g, Action& run);
 
 // --pid/--comm/--exe on a subcommand.
 void add_target_options(CLI::App* cmd, TargetSpec& spec);

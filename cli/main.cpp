@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   cli::register_doctor(app, g, run);
   cli::register_profile(app, g, run);
   cli::register_offcpu(app, g, run);
+  cli::register_coro(app, g, run);
+  cli::register_pauses(app, g, run);
+  cli::register_leaks(app, g, run);
   cli::register_agent(app, g, run);
 
   try {

@@ -89,6 +89,9 @@ enum tp_error_counter {
 	TP_ERR_RINGBUF_FULL,        /* ringbuf reserve failed: event dropped */
 	TP_ERR_EVENTS_SAMPLED_OUT,  /* events skipped by sampling (not an error) */
 	TP_ERR_STACK_COLLISION,     /* two different stacks with one 64-bit hash */
+	TP_ERR_TRACK_FULL,          /* object-tracking map full: object not tracked */
+	TP_ERR_UNMATCHED_END,       /* end/destroy/free with no tracked begin */
+	TP_ERR_NESTING_LOST,        /* begin while the same begin was open: first one lost */
 	TP_ERR_MAX,
 };
 

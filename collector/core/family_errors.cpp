@@ -20,6 +20,9 @@ const char* error_counter_name(uint32_t which) {
     case TP_ERR_RINGBUF_FULL: return "ringbuf_full";
     case TP_ERR_EVENTS_SAMPLED_OUT: return "events_sampled_out";
     case TP_ERR_STACK_COLLISION: return "stack_hash_collisions";
+    case TP_ERR_TRACK_FULL: return "tracking_map_full";
+    case TP_ERR_UNMATCHED_END: return "unmatched_end";
+    case TP_ERR_NESTING_LOST: return "nesting_lost";
     default: return "unknown";
   }
 }

@@ -1,0 +1,16 @@
+# Generates syscall_names.inc ({nr, "name"} pairs) from the libc headers'
+# asm/unistd_64.h, so off-CPU reasons can name the syscall a thread blocked in.
+set(_unistd "/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
+set(_out "${CMAKE_BINARY_DIR}/generated/syscall_names.inc")
+file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/generated")
+set(_body "")
+if(EXISTS "${_unistd}")
+  file(STRINGS "${_unistd}" _lines REGEX "^#define __NR_[a-z0-9_]+ [0-9]+$")
+  foreach(_l IN LISTS _lines)
+    string(REGEX REPLACE "^#define __NR_([a-z0-9_]+) ([0-9]+)$" "{\\2, \"\\1\"}," _entry "${_l}")
+    string(APPEND _body "${_entry}\n")
+  endforeach()
+else()
+  message(WARNING "no ${_unistd}: off-CPU reasons will show syscall numbers")
+endif()
+file(CONFIGURE OUTPUT "${_out}" CONTENT "${_body}")

@@ -1,0 +1,91 @@
+// Allocation family (bpf/alloc.bpf.c): outstanding allocations per stack,
+// from uprobes on the target's allocator and the mmap/munmap syscalls.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/bpf_link.h"
+#include "core/result.h"
+
+struct alloc_bpf;
+
+namespace tickprobe {
+
+class Session;
+
+struct AllocOptions {
+  uint64_t sample_bytes = 0;     // 0: track every allocation (exact mode)
+  std::string allocator_prefix;  // "je_", "tc_": prefixed entry points (jemalloc, tcmalloc builds)
+  bool track_mmap = true;        // anonymous mmap/munmap outside the allocator
+  uint32_t max_tracked = 262144; // outstanding allocations tracked (beyond: dropped, counted)
+  uint32_t max_stacks = 16384;   // distinct allocation stacks
+};
+
+struct AllocStackKey {
+  uint32_t tgid = 0;
+  uint32_t kind = 0;  // enum alloc_kind: 0 heap, 1 mmap
+  uint64_t user_stack = 0;
+  bool operator<(const AllocStackKey& o) const {
+    return std::tie(tgid, kind, user_stack) < std::tie(o.tgid, o.kind, o.user_stack);
+  }
+};
+
+struct AllocStackTotals {
+  int64_t outstanding_bytes = 0;
+  int64_t outstanding_count = 0;
+  uint64_t allocs = 0, alloc_bytes = 0, frees = 0;
+};
+
+struct AllocAge {
+  uint64_t oldest_ns = 0;  // CLOCK_MONOTONIC time of the oldest outstanding allocation
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+};
+
+struct AllocAttachReport {
+  std::vector<std::string> attached;  // "malloc in /usr/lib/x86_64-linux-gnu/libc.so.6"
+  std::vector<std::string> missing;   // entry points found in no mapped binary
+};
+
+class AllocProbe {
+ public:
+  static Result<std::unique_ptr<AllocProbe>> create(Session& session, const AllocOptions& opts);
+  ~AllocProbe();
+  AllocProbe(const AllocProbe&) = delete;
+  AllocProbe& operator=(const AllocProbe&) = delete;
+
+  // Uprobes on the allocator entry points of `pid` (the first mapped binary
+  // that defines each one: the executable, then its libraries). The process
+  // must already be a session target. Fails when malloc or free is missing.
+  Result<AllocAttachReport> attach(uint32_t pid);
+  void detach(uint32_t pid);
+
+  // Per-stack totals since attach (read, not reset).
+  std::map<AllocStackKey, AllocStackTotals> stack_totals() const;
+  // Oldest outstanding allocation per stack (walks every tracked allocation).
+  std::map<AllocStackKey, AllocAge> ages(uint32_t tgid = 0) const;
+  std::map<std::string, uint64_t> counters() const;
+  const AllocOptions& options() const { return opts_; }
+
+  // Estimated real bytes behind sampled totals: with sampling mean S, an
+  // allocation of s bytes is sampled with probability 1 - exp(-s/S), so each
+  // sampled one stands for s / (1 - exp(-s/S)) bytes. Uses the stack's mean
+  // allocation size. Exact mode returns the bytes unchanged.
+  double estimate_bytes(double sampled_bytes, double sampled_count) const;
+  double estimate_count(double sampled_bytes, double sampled_count) const;
+
+ private:
+  AllocProbe(Session& s, const AllocOptions& o) : session_(s), opts_(o) {}
+  Session& session_;
+  AllocOptions opts_;
+  alloc_bpf* skel_ = nullptr;
+  std::vector<BpfLink> global_links_;
+  std::map<uint32_t, std::vector<BpfLink>> links_;
+};
+
+}  // namespace tickprobe

@@ -1,0 +1,119 @@
+// Runtime family (bpf/runtime.bpf.c): coroutine lifecycles, pauses and tick
+// frames from the USDT probes a runtime description names.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/bpf_link.h"
+#include "core/result.h"
+#include "model/hitch.h"
+#include "model/histogram.h"
+#include "model/runtime_reports.h"
+#include "runtime/runtime_description.h"
+
+struct runtime_bpf;
+struct ring_buffer;
+
+namespace tickprobe {
+
+class Session;
+
+struct RuntimeOptions {
+  RuntimeDescription description;
+  bool coroutines = true;
+  bool trace_resume = false;  // resume/suspend: run and suspended times (a trap per resume)
+  bool ticks = true;          // tick frames and hitch attribution
+  bool pauses = true;
+  bool coro_stacks = true;    // unwind at every coroutine create
+  bool pause_stacks = true;   // unwind at every pause begin
+  uint32_t max_coroutines = 65536;
+  uint64_t pause_event_min_ns = 0;  // pauses shorter than this feed only the histograms
+  uint64_t frame_event_min_ns = 0;  // frames shorter than this feed only the histograms
+};
+
+
+struct LiveCoroutine {
+  uint32_t tgid = 0;
+  uint64_t id = 0;
+  uint64_t birth_ns = 0;  // CLOCK_MONOTONIC; 0 if adopted (born before attach)
+  uint64_t user_stack = 0;
+  std::string name;
+  bool adopted = false;
+  bool running = false;
+  uint32_t resumes = 0;
+  uint64_t run_ns = 0;
+  uint32_t creator_tid = 0;
+};
+
+
+struct RuntimeSnapshot {
+  std::map<uint32_t, CoroCounts> coroutines;
+  // (tgid, name) -> {created, destroyed}
+  std::map<std::pair<uint32_t, std::string>, std::pair<uint64_t, uint64_t>> coroutine_names;
+  // (tgid, series) -> histogram; series: tick, frame, coro_lifetime,
+  // coro_run, coro_suspended, pause:<kind>.
+  std::map<std::pair<uint32_t, std::string>, LatencyHistogram> histograms;
+};
+
+struct RuntimeAttachReport {
+  std::string binary;
+  std::vector<std::string> attached;  // "provider:name"
+  std::vector<std::string> missing;   // described but not in the binary
+};
+
+class RuntimeProbe {
+ public:
+  static Result<std::unique_ptr<RuntimeProbe>> create(Session& session, const RuntimeOptions& opts);
+  ~RuntimeProbe();
+  RuntimeProbe(const RuntimeProbe&) = delete;
+  RuntimeProbe& operator=(const RuntimeProbe&) = delete;
+
+  // Attaches the described probes of `pid`'s executable (or the
+  // description's binary), for that process only. Fails when none exists.
+  Result<RuntimeAttachReport> attach_process(uint32_t pid);
+  // Attaches them for every process that runs `path`, now or later: events
+  // from a process that starts after this call are seen from its first
+  // instruction (used by the agent's --exe).
+  Result<RuntimeAttachReport> attach_binary(const std::string& path);
+  void detach_process(uint32_t pid);
+  bool attached_to(uint32_t pid) const { return links_.count(static_cast<int>(pid)) > 0; }
+
+  // Delivers frame and pause events to the handlers; returns events handled.
+  int poll(int timeout_ms);
+  void on_frame(std::function<void(const FrameRecord&)> fn) { frame_fn_ = std::move(fn); }
+  void on_pause(std::function<void(const PauseRecord&)> fn) { pause_fn_ = std::move(fn); }
+
+  RuntimeSnapshot snapshot() const;
+  // Coroutines alive now (optionally of one process), at most max of them.
+  std::vector<LiveCoroutine> live_coroutines(uint32_t tgid = 0, size_t max = 1u << 20) const;
+  // Drops what the kernel keeps about an exited process.
+  void forget(uint32_t tgid);
+  std::map<std::string, uint64_t> counters() const;
+  const RuntimeDescription& description() const { return opts_.description; }
+  const RuntimeOptions& options() const { return opts_; }
+
+  // Histogram series name for a kernel histogram kind (see RuntimeSnapshot).
+  std::string series_name(uint32_t kind) const;
+
+ private:
+  RuntimeProbe(const RuntimeOptions& o) : opts_(o) {}
+  Result<RuntimeAttachReport> attach(int pid, const std::string& binary);
+  static int on_event(void* ctx, void* data, size_t size);
+  void handle_event(const void* data, size_t size);
+
+  RuntimeOptions opts_;
+  runtime_bpf* skel_ = nullptr;
+  ring_buffer* rb_ = nullptr;
+  std::vector<BpfLink> global_links_;         // sched_switch, thread exit
+  std::map<int, std::vector<BpfLink>> links_;  // pid (-1: whole binaries) -> USDT links
+  std::function<void(const FrameRecord&)> frame_fn_;
+  std::function<void(const PauseRecord&)> pause_fn_;
+  uint64_t frames_ = 0, pauses_ = 0;
+};
+
+}  // namespace tickprobe

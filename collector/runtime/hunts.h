@@ -1,0 +1,82 @@
+// One-shot runtime investigations behind `tickprobe coro`, `pauses` and
+// `leaks`: attach to one process, watch it for a while (with progress),
+// and return a plain report for the exporters to render.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "core/session.h"
+#include "model/hitch.h"
+#include "model/histogram.h"
+#include "model/leak_detector.h"
+#include "model/runtime_reports.h"
+#include "probes/alloc.h"
+#include "probes/runtime.h"
+
+namespace tickprobe {
+
+struct HuntProgress {
+  double elapsed_s = 0, duration_s = 0;
+  std::string line;  // what to show, e.g. "live 212  created 40/s  suspects 1"
+};
+
+struct HuntCommon {
+  uint32_t pid = 0;
+  double duration_s = 10;  // 0: until stopped
+  double interval_s = 1;
+  SessionOptions session;
+  std::function<void(const HuntProgress&)> on_progress;
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// ---------------------------------------------------------------- coroutines
+
+struct CoroHuntOptions {
+  HuntCommon common;
+  RuntimeDescription runtime;
+  bool trace_resume = false;
+  double min_age_s = 10;  // live coroutines at least this old are leak suspects
+  size_t top = 10;
+};
+
+// Builds a coroutine report from a running probe (shared by the hunt and leaks --coroutines).
+CoroReport build_coro_report(RuntimeProbe& probe, Session& session, uint32_t pid, double elapsed_s,
+                             double min_age_s, size_t top);
+Result<CoroReport> run_coro_hunt(const CoroHuntOptions& o);
+
+// ---------------------------------------------------------------- pauses
+
+struct PauseHuntOptions {
+  HuntCommon common;
+  RuntimeDescription runtime;
+  HitchOptions hitch;
+  size_t top = 10;
+};
+
+Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o);
+
+// ---------------------------------------------------------------- leaks
+
+struct LeakHuntOptions {
+  HuntCommon common;
+  AllocOptions alloc;
+  LeakCriteria criteria;
+  size_t top = 10;
+  bool coroutines = false;  // also hunt coroutine leaks (needs a runtime description)
+  RuntimeDescription runtime;
+  double coro_min_age_s = 10;
+};
+
+Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o);
+
+// The first frame that is not the allocator itself (malloc, operator new, ...).
+std::string allocation_site(const std::vector<std::string>& frames);
+
+}  // namespace tickprobe
