@@ -22,6 +22,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u64 sample_bytes = 0; /* 0 = track every allocation */
 const volatile bool track_mmap = true;
+const volatile bool glibc_chunks = true; /* the allocator is glibc malloc: chunk headers are readable */
 
 #ifndef ALLOC_MAX_TRACKED
 #define ALLOC_MAX_TRACKED 262144
@@ -49,6 +50,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct alloc_thread);
 } alloc_threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct alloc_untracked_key);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} untracked_frees SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -266,6 +275,19 @@ int BPF_KRETPROBE(posix_memalign_exit, int ret)
 	return on_alloc_exit(addr);
 }
 
+static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr)
+{
+	struct alloc_untracked_key key = {.tgid = tgid};
+	__u64 *n, one = 1, hdr = 0;
+	if (glibc_chunks && bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(ptr - 8)) == 0)
+		key.chunk_size = hdr & ~7ULL;
+	n = bpf_map_lookup_elem(&untracked_frees, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&untracked_frees, &key, &one, BPF_NOEXIST))
+		tp_count_error(TP_ERR_COUNTS_FULL);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
@@ -275,6 +297,8 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 	stat_add(ALLOC_STAT_FREES, 1);
 	if (untrack(tgid, ptr))
 		stat_add(ALLOC_STAT_FREES_MATCHED, 1);
+	else if (!sample_bytes)
+		count_untracked_free(tgid, ptr);
 	return 0;
 }
 

@@ -334,6 +334,9 @@ json leak_report_json(const LeakReport& r) {
   json largest = json::array();
   for (const auto& l : r.largest) largest.push_back(leak_stack_json(l));
   j["largest_not_leaking"] = largest;
+  json growing = json::array();
+  for (const auto& l : r.growing) growing.push_back(leak_stack_json(l));
+  j["growing"] = growing;
   j["counters"] = counters_json(r.counters);
   j["notes"] = r.notes;
   if (r.coroutines) j["coroutines"] = coro_report_json(*r.coroutines);
@@ -356,6 +359,11 @@ std::string leak_report_text(const LeakReport& r, size_t width) {
     s += "LEAKING (outstanding bytes grow steadily), fastest first:\n";
     int i = 1;
     for (const auto& l : r.leaks) s += leak_stack_text(l, i++, width, true);
+  }
+  if (!r.growing.empty()) {
+    s += "\ngrowing, but recycling most allocations (not judged a leak yet):\n";
+    int i = 1;
+    for (const auto& l : r.growing) s += leak_stack_text(l, i++, width, true);
   }
   if (!r.largest.empty()) {
     s += "\nlargest outstanding, not leaking (flat or stopped growing):\n";

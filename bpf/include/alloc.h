@@ -61,6 +61,16 @@ struct alloc_thread {
 	__u32 sampled;      /* the pending allocation is tracked */
 };
 
+/* Frees of addresses tickprobe never saw allocated (allocated before attach,
+ * or not sampled), by the allocator's chunk size (glibc: read from the chunk
+ * header; 0 when the allocator is not glibc). Lets user space tell a stack
+ * that replaces memory allocated before attach from one that leaks. */
+struct alloc_untracked_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 chunk_size;
+};
+
 /* Global counters (per-CPU array), indexed by enum alloc_stat. */
 enum alloc_stat {
 	ALLOC_STAT_CALLS = 0,      /* allocation calls seen */

@@ -104,6 +104,7 @@ struct LeakStack {
   uint64_t allocs = 0, frees = 0;  // tracked, since attach
   double oldest_age_s = 0;
   LeakVerdict verdict;
+  bool growing = false;  // grows, but recycles most of its allocations
 };
 
 struct LeakReport {
@@ -115,6 +116,7 @@ struct LeakReport {
   std::vector<std::string> attached;
   double outstanding_bytes = 0, outstanding_count = 0;
   std::vector<LeakStack> leaks;    // leaking stacks, fastest growth first
+  std::vector<LeakStack> growing;  // growing, but freeing most of what they allocate
   std::vector<LeakStack> largest;  // largest outstanding stacks that are not leaking
   std::map<std::string, uint64_t> counters;
   std::optional<CoroReport> coroutines;

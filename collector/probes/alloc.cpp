@@ -26,6 +26,7 @@ Result<std::unique_ptr<AllocProbe>> AllocProbe::create(Session& session, const A
   p->skel_ = skel;
   skel->rodata->sample_bytes = opts.sample_bytes;
   skel->rodata->track_mmap = opts.track_mmap;
+  skel->rodata->glibc_chunks = opts.allocator_prefix.empty();
   bpf_map__set_max_entries(skel->maps.allocs, opts.max_tracked);
   bpf_map__set_max_entries(skel->maps.stack_totals, opts.max_stacks);
   for (bpf_program* prog : {skel->progs.alloc_mmap_enter, skel->progs.alloc_mmap_exit, skel->progs.alloc_munmap_enter})
@@ -178,6 +179,25 @@ std::map<AllocStackKey, AllocAge> AllocProbe::ages(uint32_t tgid) const {
     first = false;
   }
   return out;
+}
+
+std::map<uint64_t, uint64_t> AllocProbe::untracked_frees(uint32_t tgid) const {
+  std::map<uint64_t, uint64_t> out;
+  int fd = bpf_map__fd(skel_->maps.untracked_frees);
+  alloc_untracked_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    uint64_t v = 0;
+    if (next.tgid == tgid && bpf_map_lookup_elem(fd, &next, &v) == 0) out[next.chunk_size] += v;
+    key = next;
+    prev = &key;
+  }
+  return out;
+}
+
+uint64_t AllocProbe::glibc_chunk_size(uint64_t bytes) {
+  uint64_t sz = (bytes + 8 + 15) & ~uint64_t{15};
+  return sz < 32 ? 32 : sz;
 }
 
 std::map<std::string, uint64_t> AllocProbe::counters() const {

@@ -69,6 +69,11 @@ class AllocProbe {
   std::map<AllocStackKey, AllocStackTotals> stack_totals() const;
   // Oldest outstanding allocation per stack (walks every tracked allocation).
   std::map<AllocStackKey, AllocAge> ages(uint32_t tgid = 0) const;
+  // Frees of never-seen addresses (allocated before attach), per glibc
+  // chunk size (exact mode on glibc only; key 0 = size unknown).
+  std::map<uint64_t, uint64_t> untracked_frees(uint32_t tgid) const;
+  // glibc's chunk size for a request of `bytes` (x86_64).
+  static uint64_t glibc_chunk_size(uint64_t bytes);
   std::map<std::string, uint64_t> counters() const;
   const AllocOptions& options() const { return opts_; }
 

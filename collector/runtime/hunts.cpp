@@ -352,6 +352,8 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   r.attached = rep->attached;
   auto totals = ap.stack_totals();
   auto ages = ap.ages(o.common.pid);
+  auto replaced = ap.untracked_frees(o.common.pid);
+  replaced.erase(0);
   uint64_t now = monotonic_ns();
   std::vector<LeakStack> all;
   for (const auto& [k, pts] : series.all()) {
@@ -367,21 +369,70 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
     if (auto it = ages.find(k); it != ages.end() && it->second.oldest_ns)
       ls.oldest_age_s = static_cast<double>(now - std::min(now, it->second.oldest_ns)) / 1e9;
     ls.verdict = judge_growth(pts, o.criteria);
+    // Leaked memory is never freed, so its oldest allocation is about as old
+    // as the hunt. Growth made of allocations that are freed again soon
+    // (a queue or a heap between GC cycles filling up) is churn.
+    // Retained objects, not buffers that grew: the number of outstanding
+    // allocations must grow too.
+    if (ls.verdict.leaking) {
+      std::vector<LeakPoint> counts;
+      for (const auto& p : pts) counts.push_back({p.t_s, p.count, p.count});
+      LeakCriteria cc = o.criteria;
+      cc.min_r2 = 0.5;
+      if (!judge_growth(counts, cc).leaking) {
+        ls.verdict.leaking = false;
+        ls.verdict.why = "bytes grow but the number of allocations does not (buffers growing to a high-water mark)";
+      }
+    }
+    // Memory allocated before attach is invisible; when as many chunks of
+    // this stack's size, allocated before attach, were freed as it grew by,
+    // it is replacing them (a population turning over), not leaking.
+    if (ls.verdict.leaking && !replaced.empty() && ls.count > 0) {
+      uint64_t chunk = AllocProbe::glibc_chunk_size(static_cast<uint64_t>(ls.bytes / ls.count));
+      auto it = replaced.find(chunk);
+      double growth_count = pts.back().count - pts.front().count;
+      if (it != replaced.end() && static_cast<double>(it->second) >= 0.5 * growth_count) {
+        ls.verdict.leaking = false;
+        ls.verdict.why = std::to_string(it->second) + " same-size allocations from before attach were freed while it grew by " +
+                         std::to_string(static_cast<uint64_t>(growth_count)) + ": it replaces them";
+      }
+    }
+    // A stack that frees most of what it allocates while it grows is a pool
+    // or buffer climbing to a high-water mark (or replacing allocations made
+    // before attach); kept as "growing", not reported as a leak.
+    if (ls.verdict.leaking && ls.allocs > 0 && static_cast<double>(ls.frees) > o.max_free_fraction * static_cast<double>(ls.allocs)) {
+      ls.verdict.leaking = false;
+      ls.growing = true;
+      ls.verdict.why = "grows, but frees most of what it allocates (" + std::to_string(ls.frees) + " of " +
+                       std::to_string(ls.allocs) + "): a pool or buffer reaching its high-water mark? watch longer";
+    }
+    if (ls.verdict.leaking && elapsed > 0 && ls.oldest_age_s < o.min_oldest_fraction * elapsed) {
+      ls.verdict.leaking = false;
+      char buf[160];
+      std::snprintf(buf, sizeof(buf), "grows, but its allocations are freed again (oldest is %.1f s old)",
+                    ls.oldest_age_s);
+      ls.verdict.why = buf;
+    }
     r.outstanding_bytes += ls.bytes;
     r.outstanding_count += ls.count;
     all.push_back(std::move(ls));
   }
   for (auto& ls : all) {
     if (ls.verdict.leaking) r.leaks.push_back(ls);
+    else if (ls.growing) r.growing.push_back(ls);
     else if (ls.bytes > 0) r.largest.push_back(ls);
   }
   std::sort(r.leaks.begin(), r.leaks.end(), [](const LeakStack& a, const LeakStack& b) {
     return a.verdict.growth_bytes_per_s > b.verdict.growth_bytes_per_s;
   });
   std::sort(r.largest.begin(), r.largest.end(), [](const LeakStack& a, const LeakStack& b) { return a.bytes > b.bytes; });
+  std::sort(r.growing.begin(), r.growing.end(), [](const LeakStack& a, const LeakStack& b) {
+    return a.verdict.growth_bytes_per_s > b.verdict.growth_bytes_per_s;
+  });
   if (r.leaks.size() > o.top) r.leaks.resize(o.top);
+  if (r.growing.size() > o.top) r.growing.resize(o.top);
   if (r.largest.size() > o.top) r.largest.resize(o.top);
-  for (auto* list : {&r.leaks, &r.largest})
+  for (auto* list : {&r.leaks, &r.growing, &r.largest})
     for (auto& ls : *list) {
       ls.stack = view_stack(s, o.common.pid, ls.stack.hash);
       ls.site = allocation_site(ls.stack.frames);
