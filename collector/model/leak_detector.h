@@ -22,7 +22,7 @@ struct LeakPoint {
 struct LeakCriteria {
   size_t min_points = 4;            // intervals needed before judging
   double min_r2 = 0.8;              // linear fit quality of bytes over time
-  double min_up_fraction = 0.5;     // intervals in which bytes grew
+  double min_up_fraction = 0.6;     // intervals in which bytes grew
   double max_down_fraction = 0.25;  // intervals in which bytes shrank
   double min_tail_share = 0.3;      // second-half growth / (slope * second-half time)
   double min_growth_bytes = 1;      // net growth over the window

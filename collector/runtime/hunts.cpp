@@ -21,18 +21,6 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-StackView view_stack(Session& session, uint32_t pid, uint64_t hash) {
-  StackView v;
-  v.hash = hash;
-  if (const StackFrames* st = session.stacks().get(hash)) {
-    for (const auto& f : session.symbolizer().symbolize_user(pid, st->ips, /*leaf_is_exact_ip=*/true))
-      v.frames.push_back(f.display_name());
-    if (st->flags & TP_STACK_TRUNCATED) v.frames.push_back("[truncated]");
-  }
-  if (v.frames.empty()) v.frames.push_back(hash ? "[stack lost]" : "[no stack]");
-  return v;
-}
-
 Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
   if (c.pid == 0) return Error("no target given", "pass --pid PID");
   if (process_comm(c.pid).empty()) return Error("process " + std::to_string(c.pid) + " does not exist");
@@ -262,23 +250,6 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
 
 // ---------------------------------------------------------------- leaks
 
-std::string allocation_site(const std::vector<std::string>& frames) {
-  static const std::set<std::string> alloc_fns = {
-      "malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
-      "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__posix_memalign", "mmap", "mmap64",
-      "__mmap", "operator new(unsigned long)", "operator new[](unsigned long)",
-      "operator new(unsigned long, std::align_val_t)", "operator new[](unsigned long, std::align_val_t)",
-      "operator new(unsigned long, std::nothrow_t const&)"};
-  for (const auto& f : frames) {
-    if (alloc_fns.count(f)) continue;
-    if (f.rfind("je_", 0) == 0 || f.rfind("tc_", 0) == 0) continue;
-    if (f.find("allocator<") != std::string::npos && f.find("::allocate") != std::string::npos) continue;
-    if (f.find("new_allocator<") != std::string::npos) continue;
-    return f;
-  }
-  return frames.empty() ? "[unknown]" : frames.back();
-}
-
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
@@ -303,140 +274,26 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
     rt_rep = a.take();
   }
 
-  LeakSeries<AllocStackKey> series;
-  size_t intervals = 0;
-  double elapsed = 0, prev_t = 0;
-  std::set<AllocStackKey> known;
-  auto sample = [&](double t) {
-    double total = 0;
-    for (const auto& [k, v] : ap.stack_totals()) {
-      if (k.tgid != o.common.pid) continue;
-      double bytes = ap.estimate_bytes(static_cast<double>(std::max<int64_t>(0, v.outstanding_bytes)),
-                                       static_cast<double>(std::max<int64_t>(0, v.outstanding_count)));
-      double count = ap.estimate_count(static_cast<double>(std::max<int64_t>(0, v.outstanding_bytes)),
-                                       static_cast<double>(std::max<int64_t>(0, v.outstanding_count)));
-      // A stack first seen now had nothing outstanding at the previous sample.
-      if (known.insert(k).second && intervals > 0) series.add(k, {prev_t, 0, 0});
-      series.add(k, {t, bytes, count});
-      total += bytes;
-    }
-    intervals++;
-    prev_t = t;
-    return total;
-  };
-  sample(0);
+  LeakTracker tracker(ap, s, o.common.pid, o.judge);
+  double elapsed = 0;
+  tracker.sample(0);
   watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
-          double total = sample(t);
-          size_t suspects = 0;
-          for (const auto& [k, pts] : series.all())
-            if (judge_growth(pts, o.criteria).leaking) suspects++;
+          double total = tracker.sample(t);
           auto c = ap.counters();
           char buf[200];
           std::snprintf(buf, sizeof(buf), "outstanding %.1f MiB  stacks %zu  leak suspects %zu  allocs %llu  dropped %llu",
-                        total / 1048576.0, series.size(), suspects,
+                        total / 1048576.0, tracker.stacks(), tracker.suspects(),
                         static_cast<unsigned long long>(c["alloc_calls"]),
                         static_cast<unsigned long long>(c["tracking_map_full"] + c["counts_full"]));
           return std::string(buf);
         });
-  if (elapsed > prev_t + 0.2) sample(elapsed);
+  if (elapsed > tracker.last_sample_s() + 0.2) tracker.sample(elapsed);
 
-  LeakReport r;
-  r.pid = o.common.pid;
-  r.comm = s.process_name(o.common.pid);
-  r.duration_s = elapsed;
+  LeakReport r = tracker.report(elapsed, o.top);
   r.interval_s = o.common.interval_s;
-  r.sample_bytes = o.alloc.sample_bytes;
-  r.intervals = intervals;
   r.attached = rep->attached;
-  auto totals = ap.stack_totals();
-  auto ages = ap.ages(o.common.pid);
-  auto replaced = ap.untracked_frees(o.common.pid);
-  replaced.erase(0);
-  uint64_t now = monotonic_ns();
-  std::vector<LeakStack> all;
-  for (const auto& [k, pts] : series.all()) {
-    LeakStack ls;
-    ls.kind = k.kind;
-    ls.stack.hash = k.user_stack;
-    ls.bytes = pts.back().bytes;
-    ls.count = pts.back().count;
-    if (auto it = totals.find(k); it != totals.end()) {
-      ls.allocs = it->second.allocs;
-      ls.frees = it->second.frees;
-    }
-    if (auto it = ages.find(k); it != ages.end() && it->second.oldest_ns)
-      ls.oldest_age_s = static_cast<double>(now - std::min(now, it->second.oldest_ns)) / 1e9;
-    ls.verdict = judge_growth(pts, o.criteria);
-    // Leaked memory is never freed, so its oldest allocation is about as old
-    // as the hunt. Growth made of allocations that are freed again soon
-    // (a queue or a heap between GC cycles filling up) is churn.
-    // Retained objects, not buffers that grew: the number of outstanding
-    // allocations must grow too.
-    if (ls.verdict.leaking) {
-      std::vector<LeakPoint> counts;
-      for (const auto& p : pts) counts.push_back({p.t_s, p.count, p.count});
-      LeakCriteria cc = o.criteria;
-      cc.min_r2 = 0.5;
-      if (!judge_growth(counts, cc).leaking) {
-        ls.verdict.leaking = false;
-        ls.verdict.why = "bytes grow but the number of allocations does not (buffers growing to a high-water mark)";
-      }
-    }
-    // Memory allocated before attach is invisible; when as many chunks of
-    // this stack's size, allocated before attach, were freed as it grew by,
-    // it is replacing them (a population turning over), not leaking.
-    if (ls.verdict.leaking && !replaced.empty() && ls.count > 0) {
-      uint64_t chunk = AllocProbe::glibc_chunk_size(static_cast<uint64_t>(ls.bytes / ls.count));
-      auto it = replaced.find(chunk);
-      double growth_count = pts.back().count - pts.front().count;
-      if (it != replaced.end() && static_cast<double>(it->second) >= 0.5 * growth_count) {
-        ls.verdict.leaking = false;
-        ls.verdict.why = std::to_string(it->second) + " same-size allocations from before attach were freed while it grew by " +
-                         std::to_string(static_cast<uint64_t>(growth_count)) + ": it replaces them";
-      }
-    }
-    // A stack that frees most of what it allocates while it grows is a pool
-    // or buffer climbing to a high-water mark (or replacing allocations made
-    // before attach); kept as "growing", not reported as a leak.
-    if (ls.verdict.leaking && ls.allocs > 0 && static_cast<double>(ls.frees) > o.max_free_fraction * static_cast<double>(ls.allocs)) {
-      ls.verdict.leaking = false;
-      ls.growing = true;
-      ls.verdict.why = "grows, but frees most of what it allocates (" + std::to_string(ls.frees) + " of " +
-                       std::to_string(ls.allocs) + "): a pool or buffer reaching its high-water mark? watch longer";
-    }
-    if (ls.verdict.leaking && elapsed > 0 && ls.oldest_age_s < o.min_oldest_fraction * elapsed) {
-      ls.verdict.leaking = false;
-      char buf[160];
-      std::snprintf(buf, sizeof(buf), "grows, but its allocations are freed again (oldest is %.1f s old)",
-                    ls.oldest_age_s);
-      ls.verdict.why = buf;
-    }
-    r.outstanding_bytes += ls.bytes;
-    r.outstanding_count += ls.count;
-    all.push_back(std::move(ls));
-  }
-  for (auto& ls : all) {
-    if (ls.verdict.leaking) r.leaks.push_back(ls);
-    else if (ls.growing) r.growing.push_back(ls);
-    else if (ls.bytes > 0) r.largest.push_back(ls);
-  }
-  std::sort(r.leaks.begin(), r.leaks.end(), [](const LeakStack& a, const LeakStack& b) {
-    return a.verdict.growth_bytes_per_s > b.verdict.growth_bytes_per_s;
-  });
-  std::sort(r.largest.begin(), r.largest.end(), [](const LeakStack& a, const LeakStack& b) { return a.bytes > b.bytes; });
-  std::sort(r.growing.begin(), r.growing.end(), [](const LeakStack& a, const LeakStack& b) {
-    return a.verdict.growth_bytes_per_s > b.verdict.growth_bytes_per_s;
-  });
-  if (r.leaks.size() > o.top) r.leaks.resize(o.top);
-  if (r.growing.size() > o.top) r.growing.resize(o.top);
-  if (r.largest.size() > o.top) r.largest.resize(o.top);
-  for (auto* list : {&r.leaks, &r.growing, &r.largest})
-    for (auto& ls : *list) {
-      ls.stack = view_stack(s, o.common.pid, ls.stack.hash);
-      ls.site = allocation_site(ls.stack.frames);
-    }
   r.counters = ap.counters();
   if (r.counters["tracking_map_full"])
     r.notes.push_back(std::to_string(r.counters["tracking_map_full"]) +

@@ -19,6 +19,7 @@
 #include "model/runtime_reports.h"
 #include "probes/alloc.h"
 #include "probes/runtime.h"
+#include "runtime/leak_tracker.h"
 
 namespace tickprobe {
 
@@ -67,13 +68,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o);
 struct LeakHuntOptions {
   HuntCommon common;
   AllocOptions alloc;
-  LeakCriteria criteria;
-  // A leaking stack's oldest outstanding allocation must be at least this
-  // share of the hunt old (leaked memory is never freed).
-  double min_oldest_fraction = 0.5;
-  // A growing stack that frees more than this share of what it allocated
-  // during the hunt is reported as growing, not leaking.
-  double max_free_fraction = 0.5;
+  LeakJudgeOptions judge;
   size_t top = 10;
   bool coroutines = false;  // also hunt coroutine leaks (needs a runtime description)
   RuntimeDescription runtime;
