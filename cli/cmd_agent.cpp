@@ -16,6 +16,9 @@ struct AgentArgs {
   AgentOptions opts;
   std::string listen = "127.0.0.1:9464";
   bool no_offcpu = false;
+  bool no_runtime = false;
+  std::string runtime = "tickgame";
+  double budget_ms = 0;
 };
 
 HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest& req) {
@@ -58,6 +61,18 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("-F,--frequency", a->opts.cpu.frequency, "CPU samples per second per CPU")->default_val(99);
   cmd->add_option("--min-block-us", a->opts.offcpu.min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
   cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
+  cmd->add_flag("--no-runtime", a->no_runtime,
+                "do not trace the game runtime's USDT probes (coroutines, pauses, ticks, hitches)");
+  cmd->add_option("--runtime", a->runtime, "runtime description: 'tickgame' (built in) or a JSON file (docs/runtimes.md)")
+      ->default_val("tickgame");
+  cmd->add_flag("--trace-resume", a->opts.runtime.trace_resume,
+                "also trace coroutine resume/suspend (run and suspended times; a probe hit per resume)");
+  cmd->add_option("--budget-ms", a->budget_ms, "tick budget for hitches (default: inferred from the tick rate)");
+  cmd->add_flag("--leaks", a->opts.enable_leaks,
+                "trace the allocator and export leak-suspect gauges (a uprobe hit per malloc/free: see docs/overhead.md)");
+  cmd->add_option("--sample-bytes", a->opts.alloc.sample_bytes, "with --leaks: sample one allocation per N bytes")
+      ->default_val(0);
+  cmd->add_option("--allocator-prefix", a->opts.alloc.allocator_prefix, "with --leaks: e.g. je_ for jemalloc");
   cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
       ->default_val(16384);
   cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
@@ -78,6 +93,13 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       auto bind = parse_bind_address(a->listen);
       if (!bind) return usage_error(bind.error().message, bind.error().hint);
       a->opts.enable_offcpu = !a->no_offcpu;
+      a->opts.enable_runtime = !a->no_runtime;
+      a->opts.hitch.budget_ns = static_cast<uint64_t>(a->budget_ms * 1e6);
+      if (a->opts.enable_runtime) {
+        auto rt = runtime_description_from_arg(a->runtime);
+        if (!rt) return rt.error();
+        a->opts.runtime.description = rt.take();
+      }
       auto agent = Agent::create(a->opts);
       if (!agent) return agent.error();
       Agent& ag = **agent;

@@ -20,6 +20,130 @@ void add(MetricFamily& f, MetricLabels labels, double value) {
   f.samples.push_back(std::move(s));
 }
 
+void add_hist(MetricFamily& f, MetricLabels labels, const LatencyHistogram& h) {
+  MetricSample s;
+  s.labels = std::move(labels);
+  s.histogram = HistogramData::with_bounds(latency_bucket_bounds_seconds());
+  double prev = 0;
+  const auto& bounds = s.histogram.upper_bounds;
+  for (size_t i = 0; i < bounds.size(); i++) {
+    double below = h.count_below(bounds[i] * 1e9);
+    s.histogram.bucket_counts[i] = static_cast<uint64_t>(below - prev + 0.5);
+    prev = below;
+  }
+  double total = static_cast<double>(h.count());
+  s.histogram.bucket_counts[bounds.size()] = total > prev ? static_cast<uint64_t>(total - prev + 0.5) : 0;
+  s.histogram.sum = static_cast<double>(h.sum()) / 1e9;
+  f.samples.push_back(std::move(s));
+}
+
+// Game-runtime families: coroutines, ticks, pauses, hitches, leak suspects.
+void runtime_metrics(const AgentStats& st, MetricsSnapshot& out) {
+  auto live = family("tickprobe_coroutines_live",
+                     "Coroutines alive now among those created (or first resumed) since tickprobe attached.",
+                     MetricType::kGauge);
+  auto created = family("tickprobe_coroutines_created_total", "Coroutines created since tickprobe attached.",
+                        MetricType::kCounter);
+  auto destroyed = family("tickprobe_coroutines_destroyed_total",
+                          "Coroutines destroyed since tickprobe attached (including ones created before).",
+                          MetricType::kCounter);
+  auto lifetime = family("tickprobe_coroutine_lifetime_seconds", "Lifetime of destroyed coroutines (create to destroy).",
+                         MetricType::kHistogram);
+  auto tick = family("tickprobe_tick_duration_seconds", "Tick duration (tick begin to tick end).",
+                     MetricType::kHistogram);
+  auto frame = family("tickprobe_tick_interval_seconds", "Time from one tick begin to the next (the tick's frame).",
+                      MetricType::kHistogram);
+  auto pause = family("tickprobe_pause_seconds", "Runtime pauses (GC, arena resets, ...) by kind.",
+                      MetricType::kHistogram);
+  auto budget = family("tickprobe_tick_budget_seconds",
+                       "Tick budget used for hitch detection (given, or inferred from the tick rate).",
+                       MetricType::kGauge);
+  auto ticks = family("tickprobe_ticks_total", "Tick frames observed.", MetricType::kCounter);
+  auto hitches = family("tickprobe_hitches_total",
+                        "Ticks whose frame ran over budget, by dominant cause (gc, arena, cpu, socket_write, "
+                        "runqueue, lock, ...).",
+                        MetricType::kCounter);
+  auto heap = family("tickprobe_heap_outstanding_bytes",
+                     "Heap bytes allocated since tickprobe attached and not freed (with --leaks).", MetricType::kGauge);
+  auto suspects = family("tickprobe_leak_suspects", "Allocation stacks whose outstanding bytes grow steadily.",
+                         MetricType::kGauge);
+  auto sbytes = family("tickprobe_leak_suspect_bytes", "Outstanding bytes of a leak-suspect stack, by allocation site.",
+                       MetricType::kGauge);
+  auto srate = family("tickprobe_leak_suspect_growth_bytes_per_second",
+                      "Growth rate of a leak-suspect stack, by allocation site.", MetricType::kGauge);
+  for (const auto& t : st.targets) {
+    if (!t.runtime) continue;
+    const RuntimeTargetStats& r = *t.runtime;
+    MetricLabels l{{"pid", std::to_string(t.pid)}, {"comm", t.comm}};
+    if (r.has_coroutines) {
+      add(live, l, static_cast<double>(r.coroutines.live()));
+      add(created, l, static_cast<double>(r.coroutines.created));
+      add(destroyed, l, static_cast<double>(r.coroutines.destroyed + r.coroutines.destroyed_untracked));
+    }
+    for (const auto& [series, h] : r.histograms) {
+      if (series == "coro_lifetime") add_hist(lifetime, l, h);
+      else if (series == "tick") add_hist(tick, l, h);
+      else if (series == "frame") add_hist(frame, l, h);
+      else if (series.rfind("pause:", 0) == 0) {
+        MetricLabels lk = l;
+        lk["kind"] = series.substr(6);
+        add_hist(pause, lk, h);
+      }
+    }
+    if (r.frames) {
+      add(ticks, l, static_cast<double>(r.frames));
+      add(budget, l, static_cast<double>(r.budget_ns) / 1e9);
+      for (const char* cause : {"gc", "cpu"}) {  // always present, so rate() works from the start
+        MetricLabels lc = l;
+        lc["cause"] = cause;
+        auto it = r.hitches_by_cause.find(cause);
+        add(hitches, lc, it == r.hitches_by_cause.end() ? 0.0 : static_cast<double>(it->second));
+      }
+      for (const auto& [cause, n] : r.hitches_by_cause) {
+        if (cause == "gc" || cause == "cpu") continue;
+        MetricLabels lc = l;
+        lc["cause"] = cause;
+        add(hitches, lc, static_cast<double>(n));
+      }
+    }
+    if (r.leaks_enabled) {
+      add(heap, l, r.heap_outstanding_bytes);
+      add(suspects, l, static_cast<double>(r.leak_suspects.size()));
+      for (const auto& ls : r.leak_suspects) {
+        MetricLabels lsite = l;
+        lsite["site"] = ls.site;
+        add(sbytes, lsite, ls.bytes);
+        add(srate, lsite, ls.verdict.growth_bytes_per_s);
+      }
+    }
+  }
+  auto calls = family("tickprobe_allocator_calls_total", "Allocator calls seen (with --leaks), by kind.",
+                      MetricType::kCounter);
+  if (auto it = st.family_counters.find("alloc"); it != st.family_counters.end()) {
+    auto get = [&](const char* k) {
+      auto v = it->second.find(k);
+      return v == it->second.end() ? 0.0 : static_cast<double>(v->second);
+    };
+    add(calls, {{"kind", "alloc"}}, get("alloc_calls"));
+    add(calls, {{"kind", "free"}}, get("free_calls"));
+  }
+  out.push_back(std::move(calls));
+  for (auto* f : {&live, &created, &destroyed, &lifetime, &tick, &frame, &pause, &budget, &ticks, &hitches, &heap,
+                  &suspects, &sbytes, &srate})
+    out.push_back(std::move(*f));
+}
+
+// Family counters that count work done, not events lost.
+bool is_drop_counter(const std::string& name) {
+  static const char* kWork[] = {"samples",       "blocks",          "process_events",  "frame_events",
+                                "pause_events",  "alloc_calls",     "alloc_bytes",     "allocs_tracked",
+                                "allocs_tracked_bytes", "free_calls", "frees_matched", "mmaps_tracked",
+                                "munmaps_matched", "allocator_nested_calls", "events_sampled_out"};
+  for (const char* w : kWork)
+    if (name == w) return false;
+  return true;
+}
+
 }  // namespace
 
 MetricsSnapshot agent_metrics(const AgentStats& st) {
@@ -65,7 +189,7 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
                      "Events the BPF programs dropped or degraded, by probe family and reason.", MetricType::kCounter);
   for (const auto& [fam, counters] : st.family_counters)
     for (const auto& [name, v] : counters) {
-      if (name == "samples" || name == "blocks" || name == "process_events") continue;
+      if (!is_drop_counter(name)) continue;
       add(errs, {{"family", fam}, {"reason", name}}, static_cast<double>(v));
     }
   out.push_back(errs);
@@ -89,6 +213,7 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   }
   out.push_back(cpu);
   out.push_back(off);
+  runtime_metrics(st, out);
 
   auto sym = family("tickprobe_symbolizer_events_total", "Symbolizer cache and resolution counters.",
                     MetricType::kCounter);

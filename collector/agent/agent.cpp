@@ -28,6 +28,31 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     a->offcpu_ = off.take();
   }
   Agent* self = a.get();
+  if (opts.enable_runtime) {
+    auto rt = RuntimeProbe::create(*a->session_, opts.runtime);
+    if (!rt) return rt.error();
+    a->runtime_ = rt.take();
+    a->runtime_->on_frame([self](const FrameRecord& f) {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->hitches_.add(f);
+    });
+    // An executable given by path is covered from its first instruction, in
+    // every process that runs it (startup coroutines included).
+    for (const auto& exe : opts.targets.exes) {
+      if (exe.empty() || exe[0] != '/') continue;
+      if (auto rep = a->runtime_->attach_binary(exe); rep) {
+        a->runtime_binaries_.insert(exe);
+        TP_LOG_INFO("runtime probes attached to %s (%zu probes)", exe.c_str(), rep->attached.size());
+      } else {
+        TP_LOG_WARN("no runtime probes in %s: %s", exe.c_str(), rep.error().message.c_str());
+      }
+    }
+  }
+  if (opts.enable_leaks) {
+    auto al = AllocProbe::create(*a->session_, opts.alloc);
+    if (!al) return al.error();
+    a->alloc_ = al.take();
+  }
   auto watcher = TargetWatcher::create(*a->session_, [self](const ProcessEvent& ev) { self->on_process_event(ev); });
   if (!watcher) return watcher.error();
   a->watcher_ = watcher.take();
@@ -35,6 +60,8 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   for (uint32_t pid : resolve_targets(opts.targets)) {
     if (auto st = a->session_->add_target(pid); !st)
       TP_LOG_WARN("cannot trace process %u: %s", pid, st.error().message.c_str());
+    else
+      a->attach_runtime(pid);
   }
   if (a->session_->targets().empty())
     TP_LOG_WARN("no running process matches %s yet; waiting for one to start", opts.targets.describe().c_str());
@@ -44,12 +71,42 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
 
 Agent::~Agent() = default;
 
+void Agent::attach_runtime(uint32_t pid) {
+  if (runtime_ && !runtime_binaries_.count(process_exe(pid))) {
+    if (auto rep = runtime_->attach_process(pid); !rep)
+      TP_LOG_INFO("process %u: no runtime probes (%s)", pid, rep.error().message.c_str());
+  }
+  if (alloc_) {
+    if (auto rep = alloc_->attach(pid); !rep) {
+      TP_LOG_WARN("process %u: cannot trace its allocator: %s", pid, rep.error().message.c_str());
+    } else {
+      std::lock_guard<std::mutex> lock(mu_);
+      leak_trackers_[pid] = std::make_unique<LeakTracker>(*alloc_, *session_, pid, opts_.leak_judge);
+    }
+  }
+}
+
+void Agent::detach_runtime(uint32_t pid) {
+  // Keep the last view of an exited target for its final scrape.
+  RuntimeSnapshot snap;
+  if (runtime_) snap = runtime_->snapshot();
+  RuntimeTargetStats rs = runtime_stats(pid, runtime_ ? &snap : nullptr);
+  if (runtime_) runtime_->detach_process(pid);
+  if (alloc_) alloc_->detach(pid);
+  std::lock_guard<std::mutex> lock(mu_);
+  leak_trackers_.erase(pid);
+  leak_reports_.erase(pid);
+  auto it = per_target_.find(pid);
+  if (it != per_target_.end() && (rs.has_coroutines || !rs.histograms.empty())) it->second.runtime = rs;
+}
+
 void Agent::on_process_event(const ProcessEvent& ev) {
   auto targets = session_->targets();
   bool traced = targets.count(ev.tgid) > 0;
   if (ev.kind == ProcessEvent::Kind::kExit) {
     if (!traced) return;
     drain_once();  // keep what it did before it went away
+    detach_runtime(ev.tgid);
     session_->remove_target(ev.tgid);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = per_target_.find(ev.tgid);
@@ -66,14 +123,17 @@ void Agent::on_process_event(const ProcessEvent& ev) {
   // exec: a new image. Trace it if it matches, and re-read a traced one.
   bool match = opts_.targets.matches(ev.tgid, ev.comm, process_exe(ev.tgid));
   if (traced) {
+    detach_runtime(ev.tgid);
     session_->remove_target(ev.tgid);
     session_->symbolizer().forget_process(ev.tgid);
   }
   if (match) {
-    if (auto st = session_->add_target(ev.tgid); !st)
+    if (auto st = session_->add_target(ev.tgid); !st) {
       TP_LOG_WARN("cannot trace new process %u: %s", ev.tgid, st.error().message.c_str());
-    else
+    } else {
       TP_LOG_INFO("tracing new process %u (%s)", ev.tgid, ev.comm.c_str());
+      attach_runtime(ev.tgid);
+    }
   }
 }
 
@@ -103,19 +163,67 @@ void Agent::drain_once() {
     const StackAggregate& src = s->kind == ProfileKind::kCpu ? cpu_agg : off_agg;
     for (const auto& [k, v] : src.entries()) s->agg.add(k, v);
   }
+  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  for (auto& [pid, tracker] : leak_trackers_) tracker->sample(t);
+}
+
+void Agent::refresh_leak_reports() {
+  // Judging walks every tracked allocation and symbolizes: not every drain.
+  std::lock_guard<std::mutex> drain_lock(drain_mu_);
+  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  std::map<uint32_t, LeakReport> reports;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [pid, tracker] : leak_trackers_) reports[pid] = tracker->report(t, 10);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  leak_reports_ = std::move(reports);
+}
+
+RuntimeTargetStats Agent::runtime_stats(uint32_t pid, const RuntimeSnapshot* snap) const {
+  RuntimeTargetStats rs;
+  if (snap) {
+    if (auto it = snap->coroutines.find(pid); it != snap->coroutines.end()) {
+      rs.coroutines = it->second;
+      rs.has_coroutines = true;
+    }
+    for (const auto& [key, h] : snap->histograms)
+      if (key.first == pid) rs.histograms[key.second] = h;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = hitches_.processes().find(pid); it != hitches_.processes().end()) {
+    rs.budget_ns = it->second.budget_ns;
+    rs.frames = it->second.frames;
+    rs.hitches = it->second.hitches;
+    rs.hitches_by_cause = it->second.hitches_by_cause;
+  }
+  if (leak_trackers_.count(pid)) {
+    rs.leaks_enabled = true;
+    if (auto it = leak_reports_.find(pid); it != leak_reports_.end()) {
+      rs.heap_outstanding_bytes = it->second.outstanding_bytes;
+      rs.leak_suspects = it->second.leaks;
+    }
+  }
+  return rs;
 }
 
 void Agent::run(const std::atomic<bool>& stop) {
   using clock = std::chrono::steady_clock;
   auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(opts_.drain_interval_s));
   auto next = clock::now() + interval;
+  last_leak_report_ = clock::now();
   while (!stop.load()) {
-    watcher_->poll(100);
+    watcher_->poll(runtime_ ? 50 : 100);
+    if (runtime_) runtime_->poll(runtime_ ? 50 : 0);
     if (clock::now() >= next) {
       drain_once();
       session_->refresh_targets();
       session_->stacks().prune_if_needed();
       next += interval;
+    }
+    if (alloc_ && clock::now() - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
+      refresh_leak_reports();
+      last_leak_report_ = clock::now();
     }
   }
   drain_once();
@@ -166,6 +274,17 @@ AgentStats Agent::stats() const {
     s.offcpu_blocks = s.family_counters["offcpu"]["blocks"];
   }
   s.family_counters["targets"] = watcher_->counters();
+  if (runtime_) s.family_counters["runtime"] = runtime_->counters();
+  if (alloc_) s.family_counters["alloc"] = alloc_->counters();
+  RuntimeSnapshot snap;
+  if (runtime_) snap = runtime_->snapshot();
+  std::map<uint32_t, RuntimeTargetStats> rts;
+  if (runtime_ || alloc_) {
+    for (uint32_t pid : session_->targets()) {
+      RuntimeTargetStats r = runtime_stats(pid, runtime_ ? &snap : nullptr);
+      if (r.has_coroutines || !r.histograms.empty() || r.leaks_enabled) rts[pid] = std::move(r);
+    }
+  }
   auto sym = session_->symbolizer().stats();
   s.symbolizer = {{"binaries_cached", sym.binaries_cached},     {"binary_cache_hits", sym.binary_cache_hits},
                   {"binary_cache_misses", sym.binary_cache_misses}, {"binary_evictions", sym.binary_evictions},
@@ -194,7 +313,17 @@ AgentStats Agent::stats() const {
   for (const auto& [pid, t] : per_target_) {
     TargetStats copy = t;
     copy.alive = copy.alive && ss.targets > 0;
+    if (auto it = rts.find(pid); it != rts.end()) copy.runtime = std::move(it->second);
+    rts.erase(pid);
     s.targets.push_back(copy);
+  }
+  // Targets with runtime data but no CPU sample yet.
+  for (auto& [pid, r] : rts) {
+    TargetStats t;
+    t.pid = pid;
+    t.comm = session_->process_name(pid);
+    t.runtime = std::move(r);
+    s.targets.push_back(std::move(t));
   }
   return s;
 }

@@ -6,9 +6,27 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <optional>
 #include <vector>
 
+#include "model/runtime_reports.h"
+
 namespace tickprobe {
+
+// Game-runtime view of one target (runtime and alloc families).
+struct RuntimeTargetStats {
+  CoroCounts coroutines;
+  bool has_coroutines = false;
+  // Series: tick, frame, coro_lifetime, coro_run, coro_suspended, pause:<kind>.
+  std::map<std::string, LatencyHistogram> histograms;
+  uint64_t budget_ns = 0;
+  uint64_t frames = 0;
+  uint64_t hitches = 0;
+  std::map<std::string, uint64_t> hitches_by_cause;
+  bool leaks_enabled = false;
+  double heap_outstanding_bytes = 0;  // tracked since attach (estimated when sampling)
+  std::vector<LeakStack> leak_suspects;
+};
 
 struct TargetStats {
   uint32_t pid = 0;
@@ -16,6 +34,7 @@ struct TargetStats {
   bool alive = true;
   double cpu_seconds = 0;                        // sampled: samples / frequency
   std::map<std::string, double> offcpu_seconds;  // by state: R, S, D, other
+  std::optional<RuntimeTargetStats> runtime;     // when the runtime or alloc families traced it
 };
 
 struct AgentStats {
