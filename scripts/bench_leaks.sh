@@ -65,7 +65,7 @@ uprobe:$LIBC:malloc, uprobe:$LIBC:calloc, uprobe:$LIBC:realloc, uprobe:$LIBC:fre
 uretprobe:$LIBC:malloc, uretprobe:$LIBC:calloc, uretprobe:$LIBC:realloc /pid == \$1/ {}
 BT
 
-# wait_armed PID TOOL_PID TIMEOUT FUNC...: 0 once every FUNC's first byte in
+# wait_armed PID TOOL_PID TIMEOUT FUNC...: 0 once every FUNC's first 16 bytes in
 # PID's libc mapping differs from the file (uprobe breakpoint installed),
 # 1 if TOOL_PID exits first, 2 on timeout.
 wait_armed() {
@@ -107,8 +107,10 @@ while time.monotonic() < deadline:
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         armed = 0
         for a, o in zip(addrs, offsets):
+            # A breakpoint in the first 16 bytes (tickprobe probes free()
+            # past its NULL check, where the uprobe need not single-step).
             mem.seek(a)
-            armed += mem.read(1) != data[o:o + 1]
+            armed += mem.read(16) != data[o:o + 16]
     if armed == len(addrs):
         sys.exit(0)
     time.sleep(0.05)

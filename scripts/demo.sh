@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEMO_SECONDS=${DEMO_SECONDS:-30}
+DEMO_SECONDS=${DEMO_SECONDS:-45}
 DEMO_BOTS=${DEMO_BOTS:-200}
 PORT=${PORT:-7777}
 TLS_PORT=${TLS_PORT:-7778}
@@ -107,10 +107,17 @@ profile_offcpu() {
   echo "flame graph: $OUT/offcpu.svg"
 }
 
+runtime_hunts() {
+  step "tickprobe pauses --pid $SERVER_PID -d 5: GC/arena pauses, tick durations, and what made slow ticks late"
+  "$BIN_DIR/tickprobe" pauses -q --pid "$SERVER_PID" -d 5 --top 5 | cut -c1-160
+  step "tickprobe leaks --pid $SERVER_PID -d 8 --coroutines: leaking allocation stacks and leaked coroutines"
+  "$BIN_DIR/tickprobe" leaks -q --pid "$SERVER_PID" -d 8 --top 3 --coroutines --coro-min-age 3 | cut -c1-160 | head -60
+}
+
 agent_metrics() {
   step "tickprobe agent GET /metrics (excerpt) and a pprof profile from GET /debug/pprof/profile?seconds=2"
   curl -sf "http://127.0.0.1:$AGENT_PORT/metrics" |
-    grep -E '^(tickprobe_target_cpu_seconds_total|tickprobe_target_offcpu_seconds_total|tickprobe_targets |tickprobe_bpf_map_bytes|process_resident_memory_bytes)' | head -12
+    grep -E "^(tickprobe_target_cpu_seconds_total|tickprobe_target_offcpu_seconds_total|tickprobe_targets |tickprobe_coroutines_|tickprobe_hitches_total|tickprobe_pause_seconds_(count|sum)|tickprobe_bpf_map_bytes|process_resident_memory_bytes)" | head -24
   curl -sf "http://127.0.0.1:$AGENT_PORT/debug/pprof/profile?seconds=2" -o "$OUT/agent-cpu.pb.gz"
   echo "pprof: $OUT/agent-cpu.pb.gz (go tool pprof -top $OUT/agent-cpu.pb.gz)"
 }
@@ -146,6 +153,7 @@ main() {
   mid_run_fault_toggle
   profile_cpu
   profile_offcpu
+  runtime_hunts
   agent_metrics
   wait_for_bots
   print_bots_summary
