@@ -77,7 +77,9 @@ for name, i in (("tick p50", 0), ("tick p99", 1), ("server CPU per tick", 2), ("
 print(f"  tickprobe profile CPU     {mean(B, 4):.2f}% of one core")
 ag = sys.argv[3].split()
 print()
-print("agent (CPU + off-CPU, 99 Hz) at steady state on the same load:")
-print(f"  tick p99 {float(ag[1]):.3f} ms, server CPU/tick {float(ag[2]):.3f} ms")
+print("default agent (CPU + off-CPU at 99 Hz, coroutines, ticks, pauses, hitches) on the same load:")
+print(f"  tick p99 {float(ag[1]):.3f} ms, server CPU/tick {float(ag[2]):.3f} ms "
+      f"({float(ag[2]) / mean(A, 2):.3f} x untraced)")
+print(f"  throughput {float(ag[3]):.0f} frames/s ({float(ag[3]) / mean(A, 3):.3f} x untraced)")
 print(f"  agent CPU {float(ag[4]):.2f}% of one core, RSS {ag[5]} MiB, BPF maps {ag[6]} MiB")
 PY
