@@ -148,6 +148,9 @@ void register_leaks(CLI::App& app, GlobalOptions& g, Action& run) {
       ->default_val(262144);
   auto no_mmap = std::make_shared<bool>(false);
   cmd->add_flag("--no-mmap", *no_mmap, "do not track anonymous mmap/munmap outside the allocator");
+  cmd->add_option("--min-leak-bytes", o->judge.min_leak_bytes,
+                  "a steadily growing stack must grow by at least this much during the hunt to count as a leak")
+      ->default_val(16384);
   cmd->add_flag("--coroutines", o->coroutines, "also hunt leaked coroutines (needs the runtime's USDT probes)");
   cmd->add_option("--coro-min-age", o->coro_min_age_s, "with --coroutines: minimum age of a leaked coroutine (s)")
       ->default_val(10);

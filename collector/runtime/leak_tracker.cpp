@@ -133,6 +133,12 @@ LeakReport LeakTracker::report(double elapsed_s, size_t top) {
       ls.verdict.why = "grows, but frees most of what it allocates (" + std::to_string(ls.frees) + " of " +
                        std::to_string(ls.allocs) + "): a pool or buffer reaching its high-water mark? watch longer";
     }
+    if (ls.verdict.leaking && ls.verdict.net_growth_bytes < opts_.min_leak_bytes) {
+      ls.verdict.leaking = false;
+      ls.growing = true;
+      ls.verdict.why = "grows steadily but only by " + std::to_string(static_cast<uint64_t>(ls.verdict.net_growth_bytes)) +
+                       " bytes in the window (below --min-leak-bytes): watch longer";
+    }
     if (ls.verdict.leaking && elapsed_s > 0 && ls.oldest_age_s < opts_.min_oldest_fraction * elapsed_s) {
       ls.verdict.leaking = false;
       char buf[160];

@@ -22,6 +22,9 @@ struct LeakJudgeOptions {
   // A growing stack that frees more than this share of what it allocated
   // while watched is reported as growing, not leaking.
   double max_free_fraction = 0.5;
+  // Growth smaller than this over the watch is listed as growing, not as a
+  // leak: a few KiB of cells or buffers warming up is noise in a short hunt.
+  double min_leak_bytes = 16384;
   size_t max_points = 256;  // per stack; older points are thinned out
 };
 

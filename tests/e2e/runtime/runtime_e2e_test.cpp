@@ -1,0 +1,496 @@
+// tickprobe coro / pauses / leaks against tickgame under tickbots load, with
+// the server's own /stats as ground truth (docs/game-server.md,
+// docs/usdt.md). /stats is polled every 40 ms while tickprobe runs, so the
+// test knows the server's counters at the start and the end of tickprobe's
+// watch (which begins only once its probes are attached, a fraction of a
+// second after the process starts) and, for GC, the pause of every cycle.
+//
+// Independent watchers share one server where they can: the coroutine and
+// GC-pause checks run side by side on the same tickgame.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace tt = tickprobe::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+constexpr double kMs = 1e6;
+
+// One tickgame on free ports (no TLS listener).
+class Game {
+ public:
+  explicit Game(std::vector<std::string> extra = {}) {
+    port = tt::pick_free_port();
+    admin_port = tt::pick_free_port();
+    std::vector<std::string> argv = {tt::bin_path("tickgame"), "--port",     std::to_string(port), "--admin-port",
+                                     std::to_string(admin_port), "--duration", "120"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc = std::make_unique<tt::Subprocess>(argv);
+    ready = tt::wait_for_tcp_port(admin_port, 10s);
+  }
+  pid_t pid() const { return proc->pid(); }
+  json stats() const {
+    auto r = tt::http_get("127.0.0.1", admin_port, "/stats");
+    return r.status == 200 ? json::parse(r.body, nullptr, false) : json();
+  }
+  template <class P>
+  json wait_stats(P pred, std::chrono::milliseconds timeout = 10s) const {
+    auto end = Clock::now() + timeout;
+    json s;
+    while (Clock::now() < end) {
+      s = stats();
+      if (s.is_object() && pred(s)) return s;
+      std::this_thread::sleep_for(20ms);
+    }
+    return s;
+  }
+  bool set_fault(const std::string& name, const json& value) const {
+    return tt::http_post("127.0.0.1", admin_port, "/faults", json{{name, value}}.dump()).status == 200;
+  }
+  // Bots that stay connected for `seconds` (then half-close and drain).
+  std::unique_ptr<tt::Subprocess> bots(int clients, int slow_readers, double seconds) const {
+    return std::make_unique<tt::Subprocess>(std::vector<std::string>{
+        tt::bin_path("tickbots"), "--port", std::to_string(port), "--clients", std::to_string(clients), "--slow-readers",
+        std::to_string(slow_readers), "--duration", std::to_string(seconds)});
+  }
+
+  std::uint16_t port, admin_port;
+  std::unique_ptr<tt::Subprocess> proc;
+  bool ready = false;
+};
+
+// /stats snapshots with the time they were taken (seconds since the test's t0).
+class StatsLog {
+ public:
+  void poll(const Game& g, Clock::time_point t0) {
+    json s = g.stats();
+    if (s.is_object()) samples_.push_back({since(t0), std::move(s)});
+  }
+  // The latest snapshot taken at or before t (the first one if none).
+  const json& at(double t) const {
+    const json* best = &samples_.front().second;
+    for (const auto& [ts, s] : samples_)
+      if (ts <= t) best = &s;
+    return *best;
+  }
+  const json& last() const { return samples_.back().second; }
+  bool empty() const { return samples_.empty(); }
+  const std::vector<std::pair<double, json>>& samples() const { return samples_; }
+
+ private:
+  std::vector<std::pair<double, json>> samples_;
+};
+
+// A tickprobe subcommand running in the background.
+class Probe {
+ public:
+  Probe(Clock::time_point t0, std::vector<std::string> args) : t0_(t0) {
+    args.insert(args.begin(), {tt::bin_path("tickprobe")});
+    started_s = since(t0);
+    proc_ = std::make_unique<tt::Subprocess>(args);
+  }
+  // True once it exited (and its report is read).
+  bool done() {
+    if (exit_s) return true;
+    if (auto st = proc_->wait_for(0ms)) {
+      exit_s = since(t0_);
+      rc = *st;
+      report = json::parse(proc_->stdout_text(), nullptr, false);
+      stderr_text = proc_->stderr_text();
+    }
+    return exit_s.has_value();
+  }
+  // Its watch began after the probes were attached and lasted duration_s,
+  // ending just before the process exited (the report takes a few ms).
+  double watch_start_s() const { return *exit_s - report.value("duration_s", 0.0); }
+  double watch_end_s() const { return *exit_s; }
+
+  double started_s = 0;
+  std::optional<double> exit_s;
+  int rc = -1;
+  json report;
+  std::string stderr_text;
+
+ private:
+  Clock::time_point t0_;
+  std::unique_ptr<tt::Subprocess> proc_;
+};
+
+// Polls /stats every 40 ms until every probe has exited (or 60 s), calling
+// `at(t)` on the way for timed actions; then lets one tick pass and takes a
+// last snapshot.
+template <class F>
+void run_until_done(const Game& g, Clock::time_point t0, StatsLog& log, std::vector<Probe*> probes, F at) {
+  for (;;) {
+    log.poll(g, t0);
+    at(since(t0));
+    bool all = true;
+    for (Probe* p : probes) all &= p->done();
+    if (all || since(t0) > 60) break;
+    std::this_thread::sleep_for(40ms);
+  }
+  std::this_thread::sleep_for(120ms);  // /stats is published once per tick
+  log.poll(g, t0);
+}
+
+std::uint64_t u(const json& j, std::initializer_list<const char*> path) {
+  const json* p = &j;
+  for (const char* k : path) p = &p->at(k);
+  return p->get<std::uint64_t>();
+}
+
+bool stack_has(const json& entry, const std::string& fn) {
+  for (const auto& f : entry["stack"]["frames"])
+    if (f.get<std::string>().find(fn) != std::string::npos) return true;
+  return false;
+}
+
+std::string describe_leaks(const json& list) {
+  std::string s;
+  for (const auto& l : list) {
+    s += "  " + l.value("site", "?") + ": " + std::to_string(l.value("bytes", 0.0)) + " bytes in " +
+         std::to_string(l.value("count", 0.0)) + " allocations (allocs " + std::to_string(l.value("allocs", 0)) +
+         ", frees " + std::to_string(l.value("frees", 0)) + "), +" + std::to_string(l.value("growth_bytes_per_s", 0.0)) +
+         " B/s, oldest " + std::to_string(l.value("oldest_age_s", 0.0)) + " s (" + l.value("why", "") + ")\n     ";
+    for (const auto& f : l["stack"]["frames"]) s += " < " + f.get<std::string>();
+    s += "\n";
+  }
+  return s;
+}
+
+// The pause/tick report against /stats.
+//
+// Ground truth per GC cycle: /stats gc.last_pause_ns at the snapshot whose
+// gc.cycles is that cycle (a cycle's snapshot stays current for
+// --gc-every-ticks ticks, far longer than the 40 ms poll). tickprobe lists
+// every pause with its cycle number (the gc__end argument) in worst_pauses
+// (run with a --top above the number of pauses), so each pause is compared
+// with the server's own measurement of the same cycle: within 2% or 50 us.
+// That sidesteps the edges of the window, where a cycle may straddle the
+// attach or the end: such a cycle is simply not in the report, which must
+// hold a contiguous run of cycles. The count is then compared with the
+// cycles /stats counted during the watch (+-1 for the edges), and the
+// histogram's count/total/max with the listed pauses and with /stats.
+void check_gc_pauses(const Probe& p, const StatsLog& log) {
+  const json& rep = p.report;
+  const json& gc = rep["pauses"]["gc"];
+  const std::uint64_t count = gc["count"];
+  ASSERT_GT(count, 0u) << rep.dump().substr(0, 2000);
+  std::map<std::uint64_t, double> seen;  // cycle -> tickprobe's pause (ns)
+  for (const auto& wp : rep["worst_pauses"])
+    if (wp["kind"] == "gc") seen[wp["args"]["cycle"].get<std::uint64_t>()] = wp["duration_ns"].get<double>();
+  ASSERT_EQ(seen.size(), count) << "every GC pause must be listed in worst_pauses (raise --top)";
+  const std::uint64_t first = seen.begin()->first, last = seen.rbegin()->first;
+  EXPECT_EQ(last - first + 1, count) << "GC cycles missing inside the watch: " << first << ".." << last;
+
+  std::map<std::uint64_t, double> truth;  // cycle -> /stats last_pause_ns
+  for (const auto& [t, s] : log.samples()) truth[u(s, {"gc", "cycles"})] = static_cast<double>(u(s, {"gc", "last_pause_ns"}));
+  size_t compared = 0;
+  double sum_tp = 0, sum_truth = 0, max_truth = 0;
+  for (const auto& [cycle, ns] : seen) {
+    auto it = truth.find(cycle);
+    if (it == truth.end()) continue;
+    compared++;
+    EXPECT_NEAR(ns, it->second, std::max(0.02 * it->second, 50e3)) << "GC cycle " << cycle;
+    sum_tp += ns;
+    sum_truth += it->second;
+    max_truth = std::max(max_truth, it->second);
+  }
+  EXPECT_GE(compared * 5, count * 4) << "the /stats poll missed too many GC cycles";
+  EXPECT_NEAR(sum_tp, sum_truth, std::max(0.02 * sum_truth, 50e3)) << "total GC pause over " << compared << " cycles";
+  // The histogram agrees with the listed pauses...
+  double listed_total = 0, listed_max = 0;
+  for (const auto& [c, ns] : seen) {
+    listed_total += ns;
+    listed_max = std::max(listed_max, ns);
+  }
+  EXPECT_NEAR(gc["total_ns"].get<double>(), listed_total, 1e3 * static_cast<double>(count));
+  EXPECT_NEAR(gc["max_ns"].get<double>(), listed_max, 1e3);
+  // ... and so with /stats.
+  if (compared == count) {
+    EXPECT_NEAR(gc["max_ns"].get<double>(), max_truth, std::max(0.02 * max_truth, 50e3));
+  }
+  // Cycles /stats counted during the watch.
+  const double w0 = p.watch_start_s(), w1 = p.watch_end_s();
+  const double window_cycles =
+      static_cast<double>(u(log.at(w1), {"gc", "cycles"})) - static_cast<double>(u(log.at(w0), {"gc", "cycles"}));
+  EXPECT_NEAR(static_cast<double>(count), window_cycles, 1.0) << "watch " << w0 << ".." << w1 << " s";
+  // Ticks, likewise (+-2: a frame needs the next tick's begin).
+  const double window_ticks =
+      static_cast<double>(u(log.at(w1), {"tick", "count"})) - static_cast<double>(u(log.at(w0), {"tick", "count"}));
+  EXPECT_NEAR(rep["tick"]["count"].get<double>(), window_ticks, 2.0);
+  std::printf("GC: %llu pauses (cycles %llu..%llu, /stats counted %.0f in the watch), total %.3f ms vs /stats %.3f ms "
+              "over %zu cycles, max %.3f ms\n",
+              static_cast<unsigned long long>(count), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(last), window_cycles, sum_tp / kMs, sum_truth / kMs, compared,
+              gc["max_ns"].get<double>() / kMs);
+}
+
+// ------------------------------------------------------------------ coroutines + GC
+
+TEST(RuntimeE2E, CoroutineCountsLeaksAndGcPausesMatchStats) {
+  Game g({"--inject-gc-garbage-per-tick", "2000", "--gc-every-ticks", "5"});
+  ASSERT_TRUE(g.ready) << g.proc->stderr_text();
+  // 10 bots connected before tickprobe attaches and gone during its watch:
+  // their sessions were created before attach and destroyed after it.
+  auto early_bots = g.bots(10, 0, 4.0);
+  json before = g.wait_stats([](const json& s) { return s["sessions"]["live"] == 10; });
+  ASSERT_EQ(before["sessions"]["live"], 10) << before.dump();
+
+  const auto t0 = Clock::now();
+  const std::string pid = std::to_string(g.pid());
+  Probe coro(t0, {"coro", "-q", "--pid", pid, "-d", "8", "--min-age", "2", "--json"});
+  Probe pauses(t0, {"pauses", "-q", "--pid", pid, "-d", "6", "--budget-ms", "50", "--top", "200", "--json"});
+  std::unique_ptr<tt::Subprocess> bots;
+  double bots_at = -1, leak_off_at = -1;
+  StatsLog log;
+  run_until_done(g, t0, log, {&coro, &pauses}, [&](double t) {
+    // 1.5 s in (tickprobe attaches in ~0.5 s): 30 bots that stay, and
+    // coroutine leaks at 5/s ...
+    if (t >= 1.5 && !bots) {
+      ASSERT_TRUE(g.set_fault("coroutine_leak_per_sec", 5));
+      bots = g.bots(30, 0, 30.0);
+      bots_at = since(t0);
+    }
+    // ... until ~1 s before the coroutine watch ends, so nothing is created
+    // between its last snapshot and the final /stats read.
+    if (t >= 7.5 && leak_off_at < 0) {
+      ASSERT_TRUE(g.set_fault("coroutine_leak_per_sec", 0));
+      leak_off_at = since(t0);
+    }
+  });
+  ASSERT_TRUE(coro.exit_s && pauses.exit_s) << "tickprobe did not finish";
+  ASSERT_EQ(coro.rc, 0) << coro.stderr_text;
+  ASSERT_EQ(pauses.rc, 0) << pauses.stderr_text;
+  const json& r = coro.report;
+  const json& after = log.last();
+
+  // The arithmetic below needs tickprobe attached before anything changed.
+  ASSERT_LT(coro.watch_start_s(), bots_at) << "tickprobe coro took " << coro.watch_start_s() << " s to attach";
+  ASSERT_LT(coro.watch_start_s(), 3.0) << "the early bots' sessions may have closed before attach";
+  ASSERT_LT(leak_off_at, coro.watch_end_s() - 0.3);
+
+  // Ground truth of the window: between `before` and attach nothing was
+  // created or destroyed (the early bots were idle-connected, faults off).
+  const std::int64_t live_before = static_cast<std::int64_t>(u(before, {"coroutines", "live"}));
+  const std::int64_t created = static_cast<std::int64_t>(u(after, {"coroutines", "created"}) - u(before, {"coroutines", "created"}));
+  const std::int64_t destroyed =
+      static_cast<std::int64_t>(u(after, {"coroutines", "destroyed"}) - u(before, {"coroutines", "destroyed"}));
+  const std::int64_t leaked = static_cast<std::int64_t>(u(after, {"coroutines", "leaked_by_injection"}));
+  EXPECT_EQ(destroyed, 10) << "only the early bots' sessions should have ended";
+
+  // tickprobe counts creates it saw: all of them.
+  EXPECT_NEAR(r["created"].get<double>(), static_cast<double>(created), 2.0);
+  // It counts destroys of coroutines it saw created (destroyed) and of older
+  // ones (destroyed_before_attach): the 10 early sessions are the latter.
+  EXPECT_EQ(r["destroyed_before_attach"], 10);
+  EXPECT_NEAR(r["destroyed"].get<double>() + r["destroyed_before_attach"].get<double>(), static_cast<double>(destroyed), 2.0);
+  // `live` covers only coroutines created after attach. The server's live
+  // count at the end is those, plus the ones that existed at attach
+  // (live_before) and are still alive (minus destroyed_before_attach):
+  //   stats.live(after) = tickprobe.live + (stats.live(before) - destroyed_before_attach)
+  const std::int64_t expected_live =
+      r["live"].get<std::int64_t>() + (live_before - r["destroyed_before_attach"].get<std::int64_t>());
+  EXPECT_NEAR(static_cast<double>(u(after, {"coroutines", "live"})), static_cast<double>(expected_live), 2.0)
+      << "tickprobe live " << r["live"] << ", live before attach " << live_before << ", destroyed before attach "
+      << r["destroyed_before_attach"];
+
+  // Per name: the 30 sessions and the leaked tasks, all created after attach.
+  std::map<std::string, json> by_name;
+  for (const auto& n : r["by_name"]) by_name[n["name"]] = n;
+  ASSERT_TRUE(by_name.count("session") && by_name.count("leaked_task")) << r["by_name"].dump();
+  EXPECT_EQ(by_name["session"]["live"], 30);
+  EXPECT_NEAR(by_name["leaked_task"]["created"].get<double>(), static_cast<double>(leaked), 1.0);
+  EXPECT_EQ(by_name["leaked_task"]["destroyed"], 0);
+
+  // Leaks: the leaked_task group, with the stack of its creation, holds the
+  // injected coroutines at least --min-age (2 s) old when the report was
+  // made: those /stats had counted 2 s before tickprobe exited (+-3: the
+  // report is made a little before the exit, and the count steps 1 per 4 ticks).
+  const json* group = nullptr;
+  for (const auto& l : r["leaks"])
+    if (l["name"] == "leaked_task") group = &l;
+  ASSERT_NE(group, nullptr) << r["leaks"].dump(2);
+  EXPECT_TRUE(stack_has(*group, "inject_coroutine_leak")) << (*group)["stack"].dump();
+  EXPECT_TRUE(stack_has(*group, "Scheduler::spawn")) << (*group)["stack"].dump();
+  const double old_enough =
+      static_cast<double>(u(log.at(coro.watch_end_s() - 2.0), {"coroutines", "leaked_by_injection"}));
+  EXPECT_NEAR((*group)["count"].get<double>(), old_enough, 3.0) << "leaked in all: " << leaked;
+  EXPECT_GE((*group)["youngest_age_s"].get<double>(), 2.0);
+  EXPECT_FALSE((*group)["created_before_attach"].get<bool>());
+  std::printf("coroutines: created %lld (stats %lld), live %lld + %lld at attach - %lld = %lld (stats %llu); "
+              "leaked_task group %.0f (stats: %.0f old enough, %lld in all)\n",
+              static_cast<long long>(r["created"].get<std::int64_t>()), static_cast<long long>(created),
+              static_cast<long long>(r["live"].get<std::int64_t>()), static_cast<long long>(live_before),
+              static_cast<long long>(r["destroyed_before_attach"].get<std::int64_t>()),
+              static_cast<long long>(expected_live), static_cast<unsigned long long>(u(after, {"coroutines", "live"})),
+              (*group)["count"].get<double>(), old_enough, static_cast<long long>(leaked));
+
+  // GC pauses (2000 garbage entities per tick, a cycle every 5 ticks).
+  check_gc_pauses(pauses, log);
+}
+
+// ------------------------------------------------------------------ hitches
+
+// GC pauses longer than the tick period make the next tick late: the worst
+// hitch must be blamed on the GC. 250k garbage entities per tick with a GC
+// every 10 ticks give 55-110 ms pauses at 20 Hz (the threshold trigger is
+// disabled so the cycles stay 10 ticks apart).
+TEST(RuntimeE2E, LongGcPausesAreTheDominantCauseOfHitches) {
+  Game g({"--inject-gc-garbage-per-tick", "250000", "--gc-every-ticks", "10", "--gc-garbage-threshold", "1000000000"});
+  ASSERT_TRUE(g.ready) << g.proc->stderr_text();
+  const auto t0 = Clock::now();
+  Probe pauses(t0, {"pauses", "-q", "--pid", std::to_string(g.pid()), "-d", "6", "--budget-ms", "50", "--top", "200",
+                    "--json"});
+  StatsLog log;
+  run_until_done(g, t0, log, {&pauses}, [](double) {});
+  ASSERT_TRUE(pauses.exit_s);
+  ASSERT_EQ(pauses.rc, 0) << pauses.stderr_text;
+  const json& r = pauses.report;
+  // The fault did what it is for.
+  ASSERT_GT(u(log.last(), {"gc", "max_pause_ns"}), 60 * kMs) << log.last()["gc"].dump();
+
+  EXPECT_EQ(r["budget_ns"], 50000000);
+  ASSERT_GT(r["hitches"].get<int>(), 0) << r.dump().substr(0, 3000);
+  const json& worst = r["worst_hitches"][0];
+  EXPECT_EQ(worst["dominant_cause"], "gc") << worst["summary"];
+  EXPECT_EQ(worst["parts"][0]["cause"], "gc") << worst["summary"];
+  EXPECT_NE(worst["summary"].get<std::string>().find("GC"), std::string::npos);
+  // GC is the most common cause of hitches.
+  std::string top_cause;
+  std::uint64_t top_n = 0;
+  for (const auto& [cause, n] : r["hitches_by_cause"].items()) {
+    if (n.get<std::uint64_t>() > top_n) {
+      top_n = n.get<std::uint64_t>();
+      top_cause = cause;
+    }
+  }
+  EXPECT_EQ(top_cause, "gc") << r["hitches_by_cause"].dump();
+  // The GC part of the worst hitch is the GC pause that ran in that frame.
+  double pause_in_frame = 0;
+  for (const auto& wp : r["worst_pauses"])
+    if (wp["kind"] == "gc" && wp["tick"] == worst["tick"]) pause_in_frame += wp["duration_ns"].get<double>();
+  EXPECT_NEAR(worst["parts"][0]["ns"].get<double>(), pause_in_frame, 0.001 * pause_in_frame + 1e3)
+      << "tick " << worst["tick"];
+  std::printf("worst hitch: %s\n", worst["summary"].get<std::string>().c_str());
+
+  check_gc_pauses(pauses, log);
+}
+
+// Blocking sends to slow readers on the tick thread: hitches blamed on
+// socket writes. The fault and sizes are those of the game e2e test.
+TEST(RuntimeE2E, BlockingWritesAreTheDominantCauseOfHitches) {
+  Game g({"--inject-blocking-writes", "--max-outbound-kb", "8", "--sndbuf-kb", "8", "--blocking-write-timeout-ms", "40"});
+  ASSERT_TRUE(g.ready) << g.proc->stderr_text();
+  const auto t0 = Clock::now();
+  Probe pauses(t0, {"pauses", "-q", "--pid", std::to_string(g.pid()), "-d", "6", "--budget-ms", "50", "--top", "200",
+                    "--json"});
+  std::unique_ptr<tt::Subprocess> bots;
+  StatsLog log;
+  run_until_done(g, t0, log, {&pauses}, [&](double t) {
+    if (t >= 1.2 && !bots) bots = g.bots(20, 4, 30.0);
+  });
+  ASSERT_TRUE(pauses.exit_s);
+  ASSERT_EQ(pauses.rc, 0) << pauses.stderr_text;
+  const json& r = pauses.report;
+  const double w0 = pauses.watch_start_s(), w1 = pauses.watch_end_s();
+  const double blocking_writes =
+      static_cast<double>(u(log.at(w1), {"net", "blocking_writes"}) - u(log.at(w0), {"net", "blocking_writes"}));
+  const double blocking_ns =
+      static_cast<double>(u(log.at(w1), {"net", "blocking_write_ns"}) - u(log.at(w0), {"net", "blocking_write_ns"}));
+  ASSERT_GT(blocking_writes, 0) << "the fault did not block: " << log.last()["net"].dump();
+
+  ASSERT_GT(r["hitches"].get<int>(), 0) << r.dump().substr(0, 3000);
+  EXPECT_GT(r["hitches_by_cause"].value("socket_write", 0), 0) << r["hitches_by_cause"].dump();
+  const json* blamed = nullptr;
+  double socket_ns_in_hitches = 0;
+  for (const auto& h : r["worst_hitches"]) {
+    if (h["dominant_cause"] == "socket_write" && !blamed) blamed = &h;
+    for (const auto& part : h["parts"])
+      if (part["cause"] == "socket_write") socket_ns_in_hitches += part["ns"].get<double>();
+  }
+  ASSERT_NE(blamed, nullptr) << r["worst_hitches"].dump(2).substr(0, 3000);
+  EXPECT_NE((*blamed)["summary"].get<std::string>().find("socket write"), std::string::npos) << (*blamed)["summary"];
+  // Time blocked in socket writes inside hitches cannot exceed what the
+  // server measured around its blocking sends during the watch.
+  EXPECT_LE(socket_ns_in_hitches, 1.05 * blocking_ns + 5 * kMs)
+      << "socket-write time in hitches " << socket_ns_in_hitches / kMs << " ms, server blocked "
+      << blocking_ns / kMs << " ms";
+  std::printf("blocking writes: %s (server: %.0f blocking writes, %.1f ms; in hitches %.1f ms)\n",
+              (*blamed)["summary"].get<std::string>().c_str(), blocking_writes, blocking_ns / kMs,
+              socket_ns_in_hitches / kMs);
+}
+
+// ------------------------------------------------------------------ memory leaks
+
+// 1000 bytes leaked per tick (20 kB/s at 20 Hz) by inject_leak_bytes():
+// the top leak, growing at the rate /stats leak.bytes grows during the watch.
+TEST(RuntimeE2E, InjectedLeakIsFoundAtItsRate) {
+  Game g({"--inject-leak-bytes-per-tick", "1000"});
+  ASSERT_TRUE(g.ready) << g.proc->stderr_text();
+  auto bots = g.bots(20, 0, 40.0);
+  std::this_thread::sleep_for(3s);  // warm up: sessions, queues and the world settle
+  const auto t0 = Clock::now();
+  Probe leaks(t0, {"leaks", "-q", "--pid", std::to_string(g.pid()), "-d", "10", "--json"});
+  StatsLog log;
+  run_until_done(g, t0, log, {&leaks}, [](double) {});
+  ASSERT_TRUE(leaks.exit_s);
+  ASSERT_EQ(leaks.rc, 0) << leaks.stderr_text;
+  const json& r = leaks.report;
+  const double w0 = leaks.watch_start_s(), w1 = leaks.watch_end_s();
+  const json &s0 = log.at(w0), &s1 = log.at(w1);
+  const double leaked = static_cast<double>(u(s1, {"leak", "bytes"}) - u(s0, {"leak", "bytes"}));
+  const double rate = leaked / (static_cast<double>(u(s1, {"uptime_ns"}) - u(s0, {"uptime_ns"})) / 1e9);
+
+  ASSERT_FALSE(r["leaks"].empty()) << "no leak found; not leaking:\n" << describe_leaks(r["largest_not_leaking"]);
+  const json& top = r["leaks"][0];
+  EXPECT_TRUE(stack_has(top, "inject_leak_bytes")) << describe_leaks(r["leaks"]);
+  EXPECT_NE(top["site"].get<std::string>().find("inject_leak_bytes"), std::string::npos) << top["site"];
+  EXPECT_NEAR(top["growth_bytes_per_s"].get<double>(), rate, 0.10 * rate) << describe_leaks(r["leaks"]);
+  EXPECT_NEAR(top["bytes"].get<double>(), leaked, 0.10 * leaked);
+  EXPECT_NEAR(rate, 20000.0, 0.10 * 20000.0);  // 1000 B x 20 Hz: the server kept its tick rate
+  std::printf("leak: %s +%.0f B/s, %.0f bytes; /stats: +%.0f B/s, %.0f bytes in the %.2f s watch\n",
+              top["site"].get<std::string>().c_str(), top["growth_bytes_per_s"].get<double>(),
+              top["bytes"].get<double>(), rate, leaked, w1 - w0);
+}
+
+// Without the fault, nothing leaks: after a 5 s warm-up under 30 bots, no
+// allocation stack may be reported as leaking in a 12 s watch.
+TEST(RuntimeE2E, CleanServerHasNoLeaks) {
+  Game g;
+  ASSERT_TRUE(g.ready) << g.proc->stderr_text();
+  auto bots = g.bots(30, 0, 40.0);
+  std::this_thread::sleep_for(5s);
+  const auto t0 = Clock::now();
+  Probe leaks(t0, {"leaks", "-q", "--pid", std::to_string(g.pid()), "-d", "12", "--json"});
+  StatsLog log;
+  run_until_done(g, t0, log, {&leaks}, [](double) {});
+  ASSERT_TRUE(leaks.exit_s);
+  ASSERT_EQ(leaks.rc, 0) << leaks.stderr_text;
+  const json& r = leaks.report;
+  EXPECT_EQ(u(log.last(), {"leak", "bytes"}), 0u);
+  EXPECT_EQ(u(log.last(), {"sessions", "live"}), 30u);
+  EXPECT_TRUE(r["leaks"].empty()) << "reported as leaking:\n" << describe_leaks(r["leaks"]);
+  EXPECT_GT(r["counters"]["alloc_calls"].get<double>(), 0);  // it did watch the allocator
+}
+
+}  // namespace

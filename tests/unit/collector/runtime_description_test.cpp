@@ -1,0 +1,217 @@
+// Runtime descriptions (which USDT probes mean what) and the attach cookie
+// that tells the generic BPF programs which arguments to read.
+#include <gtest/gtest.h>
+
+#include <linux/types.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "bpf/include/runtime.h"
+#include "runtime/runtime_description.h"
+
+namespace tickprobe {
+namespace {
+
+// The example of docs/runtimes.md / runtime_description.h.
+const char* kExample = R"({"name": "myengine", "provider": "myengine",
+  "coroutines": {"create":  {"probe": "task_spawn", "id_arg": 0, "name_arg": 1},
+                 "destroy": {"probe": "task_done", "id_arg": 0}},
+  "tick": {"begin": {"probe": "frame_start", "id_arg": 0}, "end": {"probe": "frame_end"}},
+  "pauses": [{"kind": "gc", "begin": {"probe": "gc_start"},
+              "end": {"probe": "gc_done", "args": ["cycle", "marked", "freed"]}}]})";
+
+TEST(RuntimeDescription, ParsesAValidDescription) {
+  auto r = parse_runtime_description(kExample);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const RuntimeDescription& d = *r;
+  EXPECT_EQ(d.name, "myengine");
+  EXPECT_TRUE(d.has_coroutines());
+  EXPECT_TRUE(d.has_ticks());
+  EXPECT_EQ(d.coro_create.provider, "myengine");
+  EXPECT_EQ(d.coro_create.name, "task_spawn");
+  EXPECT_EQ(d.coro_create.id_arg, 0);
+  EXPECT_EQ(d.coro_create.name_arg, 1);
+  EXPECT_EQ(d.coro_destroy.name, "task_done");
+  EXPECT_EQ(d.coro_destroy.name_arg, -1);
+  EXPECT_FALSE(d.coro_resume.present());
+  EXPECT_FALSE(d.coro_suspend.present());
+  EXPECT_EQ(d.tick_begin.describe(), "myengine:frame_start");
+  EXPECT_EQ(d.tick_end.name, "frame_end");
+  ASSERT_EQ(d.pauses.size(), 1u);
+  EXPECT_EQ(d.pauses[0].kind, "gc");
+  EXPECT_EQ(d.pauses[0].begin.name, "gc_start");
+  EXPECT_EQ(d.pauses[0].end.args, (std::vector<std::string>{"cycle", "marked", "freed"}));
+}
+
+TEST(RuntimeDescription, SectionsAreOptionalAndProvidersOverridable) {
+  auto r = parse_runtime_description(
+      R"({"pauses": [{"kind": "arena", "begin": {"probe": "b", "provider": "p1"},
+                      "end": {"probe": "e", "provider": "p2"}}]})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "custom");
+  EXPECT_FALSE(r->has_coroutines());
+  EXPECT_FALSE(r->has_ticks());
+  EXPECT_EQ(r->pauses[0].begin.describe(), "p1:b");
+  EXPECT_EQ(r->pauses[0].end.describe(), "p2:e");
+  auto t = parse_runtime_description(R"({"provider": "x", "tick": {"begin": {"probe": "tb"}}})");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_TRUE(t->has_ticks());
+  EXPECT_FALSE(t->tick_end.present());
+}
+
+// The error message must name what is wrong.
+void expect_error(const std::string& json, const std::string& needle) {
+  auto r = parse_runtime_description(json);
+  ASSERT_FALSE(r.ok()) << "accepted: " << json;
+  EXPECT_NE(r.error().message.find(needle), std::string::npos)
+      << "message \"" << r.error().message << "\" lacks \"" << needle << "\"";
+}
+
+TEST(RuntimeDescription, RejectsBadDescriptionsWithAReason) {
+  expect_error("{not json", "not valid JSON");
+  expect_error("[1, 2]", "must be a JSON object");
+  expect_error(R"({"provider": "p", "coroutines": {"create": {"id_arg": 0}, "destroy": {"probe": "d", "id_arg": 0}}})",
+               "missing \"probe\"");
+  expect_error(R"({"provider": "p", "coroutines": {"create": {"probe": "c", "id_arg": 0}}})",
+               "\"create\" and \"destroy\" must be given together");
+  expect_error(R"({"provider": "p", "coroutines": {"destroy": {"probe": "d", "id_arg": 0}}})", "together");
+  expect_error(R"({"provider": "p", "coroutines": {"create": {"probe": "c"}, "destroy": {"probe": "d", "id_arg": 0}}})",
+               "missing \"id_arg\"");
+  expect_error(R"({"coroutines": {"create": {"probe": "c", "id_arg": 0}, "destroy": {"probe": "d", "id_arg": 0}}})",
+               "no provider");
+  expect_error(R"({"provider": "p", "tick": {"begin": {"probe": "t", "id_arg": 12}}})", "argument position 0..11");
+  expect_error(R"({"provider": "p", "tick": {"begin": {"probe": "t", "id_arg": -1}}})", "argument position");
+  expect_error(R"({"provider": "p", "tick": {"end": {"probe": "e"}}})", "\"begin\" is required");
+  expect_error(R"({"provider": "p", "tick": {"begin": "t"}})", "expected an object");
+  std::string five = R"({"provider": "p", "pauses": [)";
+  for (int i = 0; i < RT_MAX_PAUSE_KINDS + 1; i++) {
+    if (i) five += ",";
+    five += R"({"kind": "k)" + std::to_string(i) + R"(", "begin": {"probe": "b"}, "end": {"probe": "e"}})";
+  }
+  five += "]}";
+  expect_error(five, "at most " + std::to_string(RT_MAX_PAUSE_KINDS) + " pause kinds");
+  expect_error(R"({"provider": "p", "pauses": {"kind": "gc"}})", "pauses must be a list");
+  expect_error(R"({"provider": "p", "pauses": [{"begin": {"probe": "b"}, "end": {"probe": "e"}}]})", "needs a \"kind\"");
+  expect_error(R"({"provider": "p", "pauses": [{"kind": "gc", "begin": {"probe": "b"}}]})", "needs \"begin\" and \"end\"");
+  expect_error(R"({"provider": "p", "pauses": [{"kind": "gc", "begin": {"probe": "b"},
+                   "end": {"probe": "e", "args": ["a", "b", "c", "d"]}}]})",
+               "at most 3 arguments");
+  expect_error(R"({"provider": "p", "pauses": [{"kind": "gc", "begin": {"probe": "b", "args": ["a", "b"]},
+                   "end": {"probe": "e"}}]})",
+               "at most 1 arguments");
+  expect_error(R"({"name": "empty", "provider": "p"})", "describes no coroutine, tick or pause probes");
+}
+
+TEST(RuntimeDescription, LoadsFromAFileAndReportsThePath) {
+  char path[] = "/tmp/tickprobe-runtime-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  { std::ofstream(path) << kExample; }
+  auto r = runtime_description_from_arg(path);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->name, "myengine");
+  { std::ofstream(path) << "{}"; }
+  auto bad = load_runtime_description(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find(path), std::string::npos) << bad.error().message;
+  unlink(path);
+  auto missing = load_runtime_description(path);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("cannot read runtime description"), std::string::npos) << missing.error().message;
+  // "tickgame" and "" are the built-in description.
+  EXPECT_EQ(runtime_description_from_arg("tickgame")->name, "tickgame");
+  EXPECT_EQ(runtime_description_from_arg("")->name, "tickgame");
+}
+
+TEST(RuntimeDescription, TickgameMatchesTheUsdtContract) {
+  RuntimeDescription d = tickgame_runtime();
+  EXPECT_TRUE(d.has_coroutines());
+  EXPECT_TRUE(d.has_ticks());
+  EXPECT_EQ(d.coro_create.describe(), "tickgame:coro__create");
+  EXPECT_EQ(d.coro_create.id_arg, 0);
+  EXPECT_EQ(d.coro_create.name_arg, 1);
+  EXPECT_EQ(d.coro_destroy.describe(), "tickgame:coro__destroy");
+  EXPECT_EQ(d.tick_begin.describe(), "tickgame:tick__begin");
+  EXPECT_EQ(d.tick_end.describe(), "tickgame:tick__end");
+  ASSERT_EQ(d.pauses.size(), 2u);
+  EXPECT_EQ(d.pauses[0].kind, "gc");
+  EXPECT_EQ(d.pauses[0].end.args, (std::vector<std::string>{"cycle", "marked", "freed"}));
+  EXPECT_EQ(d.pauses[1].kind, "arena");
+  EXPECT_EQ(d.pauses[1].begin.describe(), "tickgame:arena__reset__begin");
+  EXPECT_LE(d.pauses.size(), static_cast<size_t>(RT_MAX_PAUSE_KINDS));
+}
+
+TEST(RuntimeCookie, PacksArgumentPositionsAndKind) {
+  UsdtProbeRef create;
+  create.provider = "p";
+  create.name = "create";
+  create.id_arg = 0;
+  create.name_arg = 1;
+  uint64_t c = runtime_cookie(create);
+  EXPECT_EQ(RT_COOKIE_KIND(c), 0u);
+  EXPECT_EQ(RT_COOKIE_ID_ARG(c), 0u);
+  EXPECT_EQ(RT_COOKIE_NAME_ARG(c), 1u);
+  for (int i = 0; i < RT_MAX_ARGS; i++) EXPECT_EQ(RT_COOKIE_ARG(c, i), static_cast<__u32>(RT_ARG_NONE)) << i;
+
+  UsdtProbeRef end;
+  end.provider = "p";
+  end.name = "gc_done";
+  end.args = {"cycle", "", "freed"};  // an empty name skips that argument
+  c = runtime_cookie(end, 3);
+  EXPECT_EQ(RT_COOKIE_KIND(c), 3u);
+  EXPECT_EQ(RT_COOKIE_ID_ARG(c), static_cast<__u32>(RT_ARG_NONE));
+  EXPECT_EQ(RT_COOKIE_NAME_ARG(c), static_cast<__u32>(RT_ARG_NONE));
+  EXPECT_EQ(RT_COOKIE_ARG(c, 0), 0u);
+  EXPECT_EQ(RT_COOKIE_ARG(c, 1), static_cast<__u32>(RT_ARG_NONE));
+  EXPECT_EQ(RT_COOKIE_ARG(c, 2), 2u);
+
+  UsdtProbeRef far;
+  far.name = "x";
+  far.id_arg = 11;  // the largest position the parser allows
+  far.name_arg = 10;
+  c = runtime_cookie(far, 0xff);
+  EXPECT_EQ(RT_COOKIE_KIND(c), 0xffu);
+  EXPECT_EQ(RT_COOKIE_ID_ARG(c), 11u);
+  EXPECT_EQ(RT_COOKIE_NAME_ARG(c), 10u);
+  EXPECT_EQ(c >> (16 + 4 * RT_MAX_ARGS), 0u);  // nothing above the argument nibbles
+
+  // The fields never bleed into each other: every combination round-trips.
+  for (int id = -1; id <= 11; id++)
+    for (int name = -1; name <= 11; name += 3)
+      for (uint32_t kind = 0; kind < RT_MAX_PAUSE_KINDS; kind++) {
+        UsdtProbeRef p;
+        p.name = "p";
+        p.id_arg = id;
+        p.name_arg = name;
+        p.args = {"a", "b"};
+        uint64_t k = runtime_cookie(p, kind);
+        EXPECT_EQ(RT_COOKIE_KIND(k), kind);
+        EXPECT_EQ(RT_COOKIE_ID_ARG(k), id < 0 ? static_cast<__u32>(RT_ARG_NONE) : static_cast<__u32>(id));
+        EXPECT_EQ(RT_COOKIE_NAME_ARG(k), name < 0 ? static_cast<__u32>(RT_ARG_NONE) : static_cast<__u32>(name));
+        EXPECT_EQ(RT_COOKIE_ARG(k, 0), 0u);
+        EXPECT_EQ(RT_COOKIE_ARG(k, 1), 1u);
+        EXPECT_EQ(RT_COOKIE_ARG(k, 2), static_cast<__u32>(RT_ARG_NONE));
+      }
+}
+
+TEST(RuntimeCookie, TickgamePausesGetTheirKindIndex) {
+  RuntimeDescription d = tickgame_runtime();
+  for (uint32_t i = 0; i < d.pauses.size(); i++) {
+    uint64_t c = runtime_cookie(d.pauses[i].end, i);
+    EXPECT_EQ(RT_COOKIE_KIND(c), i);
+  }
+  uint64_t gc_end = runtime_cookie(d.pauses[0].end, 0);
+  EXPECT_EQ(RT_COOKIE_ARG(gc_end, 0), 0u);
+  EXPECT_EQ(RT_COOKIE_ARG(gc_end, 1), 1u);
+  EXPECT_EQ(RT_COOKIE_ARG(gc_end, 2), 2u);
+  uint64_t create = runtime_cookie(d.coro_create);
+  EXPECT_EQ(RT_COOKIE_ID_ARG(create), 0u);
+  EXPECT_EQ(RT_COOKIE_NAME_ARG(create), 1u);
+}
+
+}  // namespace
+}  // namespace tickprobe
