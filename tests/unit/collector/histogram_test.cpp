@@ -12,6 +12,12 @@
 
 #include "model/histogram.h"
 
+// The BPF side's slot function, compiled for user space: the two must agree
+// (the kernel fills the slots, user space names their bounds).
+#include <linux/types.h>
+#include <sys/cdefs.h>  // __always_inline
+#include "bpf/lib/hist.bpf.h"
+
 namespace tickprobe {
 namespace {
 
@@ -46,6 +52,21 @@ TEST(LatencyHistogram, SlotOfAgreesWithSlotBounds) {
       EXPECT_EQ(H::slot_upper(s), UINT64_MAX);  // the last slot is open-ended
     }
   }
+}
+
+TEST(LatencyHistogram, SlotOfIsTheBpfSlotFunction) {
+  tp_hist raw{};
+  H h;
+  for (uint64_t v : interesting_values()) {
+    ASSERT_EQ(tp_hist_slot(v), H::slot_of(v)) << v;
+    tp_hist_add(&raw, v);
+    h.add(v);
+  }
+  H from_kernel = H::from_bpf(raw);
+  EXPECT_EQ(from_kernel.count(), h.count());
+  EXPECT_EQ(from_kernel.sum(), h.sum());  // wraps identically on both sides
+  EXPECT_EQ(from_kernel.max(), h.max());
+  EXPECT_EQ(from_kernel.slots(), h.slots());
 }
 
 TEST(LatencyHistogram, SlotBoundsAreContiguousAndNarrow) {
