@@ -6,8 +6,8 @@
  * [(4 + i%4) << (i/4 - 1), (5 + i%4) << (i/4 - 1)), so each bucket is at most
  * 25% wide. In nanoseconds: buckets below 1 us are 64-256 ns wide, a 1 ms
  * pause lands in a 0.26 ms-wide bucket, a 100 ms GC in a 25 ms-wide one.
- * Buckets 0-3 hold the values 0-3. The last bucket also takes everything
- * above 2^43 ns (~2.4 hours).
+ * Buckets 0-3 hold the values 0-3. The slots reach 2^45 ns (~9.8 hours);
+ * the last one, from 7 * 2^42 ns (~8.5 hours), also takes everything above.
  *
  * Plain C, fixed-width types: included by BPF and C++.
  */
@@ -18,7 +18,7 @@
 #include <linux/types.h> /* user space; BPF gets the types from vmlinux.h */
 #endif
 
-#define TP_HIST_SLOTS 176 /* 4 per octave, up to 2^44 */
+#define TP_HIST_SLOTS 176 /* 4 per octave, up to 2^45 */
 
 struct tp_hist {
 	__u64 count;
