@@ -218,6 +218,32 @@ static __always_inline int on_alloc_exit(__u64 addr)
 	return 0;
 }
 
+static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr)
+{
+	struct alloc_untracked_key key = {.tgid = tgid};
+	__u64 *n, one = 1, hdr = 0;
+	if (glibc_chunks && bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(ptr - 8)) == 0)
+		key.chunk_size = hdr & ~7ULL;
+	n = bpf_map_lookup_elem(&untracked_frees, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else if (bpf_map_update_elem(&untracked_frees, &key, &one, BPF_NOEXIST))
+		tp_count_error(TP_ERR_COUNTS_FULL);
+}
+
+/* free(ptr), or the old block of realloc(ptr, n). */
+static __always_inline void on_free(__u64 ptr)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!ptr || !tp_is_target(tgid))
+		return;
+	stat_add(ALLOC_STAT_FREES, 1);
+	if (untrack(tgid, ptr))
+		stat_add(ALLOC_STAT_FREES_MATCHED, 1);
+	else if (!sample_bytes)
+		count_untracked_free(tgid, ptr);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(malloc_enter, __u64 size)
 {
@@ -233,12 +259,7 @@ int BPF_KPROBE(calloc_enter, __u64 n, __u64 size)
 SEC("uprobe")
 int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (ptr && tp_is_target(tgid)) {
-		stat_add(ALLOC_STAT_FREES, 1);
-		if (untrack(tgid, ptr))
-			stat_add(ALLOC_STAT_FREES_MATCHED, 1);
-	}
+	on_free(ptr);
 	return on_alloc_enter(ctx, size, 0);
 }
 
@@ -275,30 +296,10 @@ int BPF_KRETPROBE(posix_memalign_exit, int ret)
 	return on_alloc_exit(addr);
 }
 
-static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr)
-{
-	struct alloc_untracked_key key = {.tgid = tgid};
-	__u64 *n, one = 1, hdr = 0;
-	if (glibc_chunks && bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(ptr - 8)) == 0)
-		key.chunk_size = hdr & ~7ULL;
-	n = bpf_map_lookup_elem(&untracked_frees, &key);
-	if (n)
-		__sync_fetch_and_add(n, 1);
-	else if (bpf_map_update_elem(&untracked_frees, &key, &one, BPF_NOEXIST))
-		tp_count_error(TP_ERR_COUNTS_FULL);
-}
-
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!ptr || !tp_is_target(tgid))
-		return 0;
-	stat_add(ALLOC_STAT_FREES, 1);
-	if (untrack(tgid, ptr))
-		stat_add(ALLOC_STAT_FREES_MATCHED, 1);
-	else if (!sample_bytes)
-		count_untracked_free(tgid, ptr);
+	on_free(ptr);
 	return 0;
 }
 

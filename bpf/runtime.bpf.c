@@ -277,8 +277,7 @@ static __always_inline struct rt_coro *coro_seen(struct pt_regs *ctx, struct rt_
 	return bpf_map_lookup_elem(&coros, key);
 }
 
-SEC("usdt")
-int rt_coro_resume(struct pt_regs *ctx)
+static __always_inline int coro_switch(struct pt_regs *ctx, bool resume)
 {
 	__u64 cookie = bpf_usdt_cookie(ctx);
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
@@ -286,40 +285,39 @@ int rt_coro_resume(struct pt_regs *ctx)
 	struct rt_coro_counts *cnt = coro_counts_of(tgid);
 	struct rt_coro *c = coro_seen(ctx, &key, cnt);
 	__u64 now = bpf_ktime_get_ns();
+	bool running;
 
 	if (cnt)
-		__sync_fetch_and_add(&cnt->resumes, 1);
+		__sync_fetch_and_add(resume ? &cnt->resumes : &cnt->suspends, 1);
 	if (!c)
 		return 0;
-	if (!(c->flags & RT_CORO_RUNNING) && c->last_ns)
-		hist_add(tgid, RT_HIST_CORO_SUSPENDED, now - c->last_ns);
+	running = c->flags & RT_CORO_RUNNING;
+	if (resume) {
+		if (!running && c->last_ns)
+			hist_add(tgid, RT_HIST_CORO_SUSPENDED, now - c->last_ns);
+		c->flags |= RT_CORO_RUNNING;
+		c->resumes++;
+	} else {
+		if (running && c->last_ns) {
+			c->run_ns += now - c->last_ns;
+			hist_add(tgid, RT_HIST_CORO_RUN, now - c->last_ns);
+		}
+		c->flags &= ~RT_CORO_RUNNING;
+	}
 	c->last_ns = now;
-	c->flags |= RT_CORO_RUNNING;
-	c->resumes++;
 	return 0;
+}
+
+SEC("usdt")
+int rt_coro_resume(struct pt_regs *ctx)
+{
+	return coro_switch(ctx, true);
 }
 
 SEC("usdt")
 int rt_coro_suspend(struct pt_regs *ctx)
 {
-	__u64 cookie = bpf_usdt_cookie(ctx);
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct rt_coro_key key = {.tgid = tgid, .id = usdt_arg(ctx, RT_COOKIE_ID_ARG(cookie))};
-	struct rt_coro_counts *cnt = coro_counts_of(tgid);
-	struct rt_coro *c = coro_seen(ctx, &key, cnt);
-	__u64 now = bpf_ktime_get_ns();
-
-	if (cnt)
-		__sync_fetch_and_add(&cnt->suspends, 1);
-	if (!c)
-		return 0;
-	if ((c->flags & RT_CORO_RUNNING) && c->last_ns) {
-		c->run_ns += now - c->last_ns;
-		hist_add(tgid, RT_HIST_CORO_RUN, now - c->last_ns);
-	}
-	c->last_ns = now;
-	c->flags &= ~RT_CORO_RUNNING;
-	return 0;
+	return coro_switch(ctx, false);
 }
 
 /* ---------------------------------------------------------- tick frames */

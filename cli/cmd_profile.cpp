@@ -67,14 +67,9 @@ void print_progress(const RecordProgress& p, ProfileKind kind) {
 
 Status write_output(const Profile& profile, const ProfileArgs& a, const char* title) {
   std::string format = a.json ? "json" : a.format == "auto" ? infer_format(a.output) : a.format;
-  std::unique_ptr<Sink> sink;
-  if (a.output.empty() || a.output == "-") {
-    sink = std::make_unique<StreamSink>(stdout);
-  } else {
-    auto s = open_sink(a.output);
-    if (!s) return s.error();
-    sink = s.take();
-  }
+  auto opened = open_sink(a.output.empty() ? "-" : a.output);
+  if (!opened) return opened.error();
+  std::unique_ptr<Sink> sink = opened.take();
   FoldedOptions folded;
   folded.include_thread = a.per_thread;
   if (format == "folded") return write_folded(profile, folded, *sink);

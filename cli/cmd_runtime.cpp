@@ -53,17 +53,14 @@ void end_progress(const GlobalOptions& g) {
   if (!g.quiet && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
 }
 
-Status emit(const CommonArgs& a, const std::string& text) {
-  std::unique_ptr<Sink> sink;
-  if (a.output.empty() || a.output == "-") {
-    sink = std::make_unique<StreamSink>(stdout);
-  } else {
-    auto s = open_sink(a.output);
-    if (!s) return s.error();
-    sink = s.take();
-  }
-  if (auto st = sink->write(text); !st) return st;
-  return sink->commit();
+// Ends the progress line and writes the report (JSON or text) to -o.
+template <typename Report, typename ToJson, typename ToText>
+Status finish(const CommonArgs& a, const GlobalOptions& g, const Result<Report>& r, ToJson to_json, ToText to_text) {
+  end_progress(g);
+  if (!r) return r.error();
+  auto sink = open_sink(a.output.empty() ? "-" : a.output);
+  if (!sink) return sink.error();
+  return write_and_commit(**sink, a.json ? to_json(r.value()).dump(2) + "\n" : to_text(r.value(), 150));
 }
 
 Result<RuntimeDescription> runtime_of(const CommonArgs& a) { return runtime_description_from_arg(a.runtime); }
@@ -90,10 +87,7 @@ void register_coro(CLI::App& app, GlobalOptions& g, Action& run) {
       o->common = a->hunt;
       o->runtime = rt.take();
       o->top = a->top;
-      auto r = run_coro_hunt(*o);
-      end_progress(g);
-      if (!r) return r.error();
-      return emit(*a, a->json ? coro_report_json(*r).dump(2) + "\n" : coro_report_text(*r));
+      return finish(*a, g, run_coro_hunt(*o), coro_report_json, coro_report_text);
     };
   });
 }
@@ -122,10 +116,7 @@ void register_pauses(CLI::App& app, GlobalOptions& g, Action& run) {
       o->hitch.budget_ns = static_cast<uint64_t>(*budget_ms * 1e6);
       o->hitch.slack_ns = static_cast<uint64_t>(*slack_ms * 1e6);
       o->hitch.keep_worst = a->top;
-      auto r = run_pause_hunt(*o);
-      end_progress(g);
-      if (!r) return r.error();
-      return emit(*a, a->json ? pause_report_json(*r).dump(2) + "\n" : pause_report_text(*r));
+      return finish(*a, g, run_pause_hunt(*o), pause_report_json, pause_report_text);
     };
   });
 }
@@ -168,10 +159,7 @@ void register_leaks(CLI::App& app, GlobalOptions& g, Action& run) {
       if (o->common.duration_s > 0 && o->common.duration_s < 4 * o->common.interval_s)
         return usage_error("--duration must cover at least 4 intervals to judge growth",
                            "lower --interval or raise --duration");
-      auto r = run_leak_hunt(*o);
-      end_progress(g);
-      if (!r) return r.error();
-      return emit(*a, a->json ? leak_report_json(*r).dump(2) + "\n" : leak_report_text(*r));
+      return finish(*a, g, run_leak_hunt(*o), leak_report_json, leak_report_text);
     };
   });
 }

@@ -171,11 +171,11 @@ void Agent::refresh_leak_reports() {
   // Judging walks every tracked allocation and symbolizes: not every drain.
   std::lock_guard<std::mutex> drain_lock(drain_mu_);
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  // drain_mu_ keeps the trackers from sampling meanwhile, and the map only
+  // changes on this (the run loop's) thread: mu_ is not held while judging,
+  // so scrapes and frame events are not blocked by it.
   std::map<uint32_t, LeakReport> reports;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [pid, tracker] : leak_trackers_) reports[pid] = tracker->report(t, 10);
-  }
+  for (auto& [pid, tracker] : leak_trackers_) reports[pid] = tracker->report(t, 10);
   std::lock_guard<std::mutex> lock(mu_);
   leak_reports_ = std::move(reports);
 }
@@ -213,8 +213,9 @@ void Agent::run(const std::atomic<bool>& stop) {
   auto next = clock::now() + interval;
   last_leak_report_ = clock::now();
   while (!stop.load()) {
+    // Split the wait between the two event sources.
     watcher_->poll(runtime_ ? 50 : 100);
-    if (runtime_) runtime_->poll(runtime_ ? 50 : 0);
+    if (runtime_) runtime_->poll(50);
     if (clock::now() >= next) {
       drain_once();
       session_->refresh_targets();

@@ -17,6 +17,20 @@ const char* error_counter_name(uint32_t which);
 // All counters of the errors map of `obj` (zeros included).
 std::map<std::string, uint64_t> read_family_errors(const bpf_map* errors_map);
 
+// Calls fn(key, value) for every entry of a BPF hash map, without deleting
+// (entries added or removed meanwhile may or may not be seen).
+template <typename K, typename V, typename Fn>
+void for_each_map_entry(int fd, Fn&& fn) {
+  K key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    V v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) fn(next, v);
+    key = next;
+    prev = &key;
+  }
+}
+
 // Reads and deletes every entry of a BPF hash map, calling fn(key, value).
 // Entries updated after being read are picked up by the next drain, so with
 // the families' alternating count maps nothing is lost or counted twice.

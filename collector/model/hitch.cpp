@@ -97,6 +97,14 @@ uint64_t HitchAnalyzer::budget_for(uint32_t tgid) const {
   return it == procs_.end() ? 0 : it->second.budget_ns;
 }
 
+void HitchAnalyzer::infer_budget(uint32_t tgid) {
+  // The median frame of a fixed-rate loop is its period.
+  std::vector<uint64_t> v = samples_[tgid];
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+  procs_[tgid].budget_ns = v[v.size() / 2];
+  procs_[tgid].budget_inferred = true;
+}
+
 std::vector<Hitch> HitchAnalyzer::add(const FrameRecord& f) {
   auto& proc = procs_[f.tgid];
   proc.frames++;
@@ -104,7 +112,6 @@ std::vector<Hitch> HitchAnalyzer::add(const FrameRecord& f) {
     proc.budget_ns = opts_.budget_ns;
     return evaluate(f);
   }
-  // Infer the budget: the median frame of a fixed-rate loop is its period.
   auto& s = samples_[f.tgid];
   if (s.size() < 256) s.push_back(f.frame_ns);
   constexpr size_t kMinFrames = 8;
@@ -112,12 +119,7 @@ std::vector<Hitch> HitchAnalyzer::add(const FrameRecord& f) {
     pending_[f.tgid].push_back(f);
     return {};
   }
-  if (!proc.budget_inferred || s.size() < 256) {
-    std::vector<uint64_t> v = s;
-    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
-    proc.budget_ns = v[v.size() / 2];
-    proc.budget_inferred = true;
-  }
+  if (!proc.budget_inferred || s.size() < 256) infer_budget(f.tgid);
   std::vector<Hitch> out;
   auto& pend = pending_[f.tgid];
   while (!pend.empty()) {
@@ -132,12 +134,7 @@ std::vector<Hitch> HitchAnalyzer::flush() {
   std::vector<Hitch> out;
   for (auto& [tgid, pend] : pending_) {
     auto& proc = procs_[tgid];
-    if (!proc.budget_ns && !samples_[tgid].empty()) {
-      std::vector<uint64_t> v = samples_[tgid];
-      std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
-      proc.budget_ns = v[v.size() / 2];
-      proc.budget_inferred = true;
-    }
+    if (!proc.budget_ns && !samples_[tgid].empty()) infer_budget(tgid);
     while (!pend.empty()) {
       for (auto& h : evaluate(pend.front())) out.push_back(std::move(h));
       pend.pop_front();

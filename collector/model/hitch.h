@@ -90,6 +90,7 @@ class HitchAnalyzer {
 
  private:
   std::vector<Hitch> evaluate(const FrameRecord& f);
+  void infer_budget(uint32_t tgid);
   HitchOptions opts_;
   std::map<uint32_t, ProcessSummary> procs_;
   std::map<uint32_t, std::vector<uint64_t>> samples_;     // frame lengths for inference

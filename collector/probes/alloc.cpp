@@ -175,22 +175,15 @@ void AllocProbe::detach(uint32_t pid) { links_.erase(pid); }
 
 std::map<AllocStackKey, AllocStackTotals> AllocProbe::stack_totals() const {
   std::map<AllocStackKey, AllocStackTotals> out;
-  int fd = bpf_map__fd(skel_->maps.stack_totals);
-  alloc_stack_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    alloc_stack_value v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      AllocStackTotals& t = out[{next.tgid, next.kind, next.user_stack}];
-      t.outstanding_bytes = v.outstanding_bytes;
-      t.outstanding_count = v.outstanding_count;
-      t.allocs = v.allocs;
-      t.alloc_bytes = v.alloc_bytes;
-      t.frees = v.frees;
-    }
-    key = next;
-    prev = &key;
-  }
+  for_each_map_entry<alloc_stack_key, alloc_stack_value>(
+      bpf_map__fd(skel_->maps.stack_totals), [&](const alloc_stack_key& k, const alloc_stack_value& v) {
+        AllocStackTotals& t = out[{k.tgid, k.kind, k.user_stack}];
+        t.outstanding_bytes = v.outstanding_bytes;
+        t.outstanding_count = v.outstanding_count;
+        t.allocs = v.allocs;
+        t.alloc_bytes = v.alloc_bytes;
+        t.frees = v.frees;
+      });
   return out;
 }
 
@@ -226,15 +219,10 @@ std::map<AllocStackKey, AllocAge> AllocProbe::ages(uint32_t tgid) const {
 
 std::map<uint64_t, uint64_t> AllocProbe::untracked_frees(uint32_t tgid) const {
   std::map<uint64_t, uint64_t> out;
-  int fd = bpf_map__fd(skel_->maps.untracked_frees);
-  alloc_untracked_key key{}, next{};
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    uint64_t v = 0;
-    if (next.tgid == tgid && bpf_map_lookup_elem(fd, &next, &v) == 0) out[next.chunk_size] += v;
-    key = next;
-    prev = &key;
-  }
+  for_each_map_entry<alloc_untracked_key, uint64_t>(
+      bpf_map__fd(skel_->maps.untracked_frees), [&](const alloc_untracked_key& k, uint64_t n) {
+        if (k.tgid == tgid) out[k.chunk_size] += n;
+      });
   return out;
 }
 

@@ -216,73 +216,45 @@ std::string RuntimeProbe::series_name(uint32_t kind) const {
 
 RuntimeSnapshot RuntimeProbe::snapshot() const {
   RuntimeSnapshot s;
-  int fd = bpf_map__fd(skel_->maps.coro_counts);
-  uint32_t key = 0, next = 0;
-  void* prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    rt_coro_counts v{};
-    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      CoroCounts& c = s.coroutines[next];
-      c.created = v.created;
-      c.destroyed = v.destroyed;
-      c.destroyed_untracked = v.destroyed_untracked;
-      c.adopted = v.adopted;
-      c.untracked = v.untracked;
-      c.resumes = v.resumes;
-      c.suspends = v.suspends;
-    }
-    key = next;
-    prev = &key;
-  }
-  fd = bpf_map__fd(skel_->maps.coro_names);
-  rt_name_key nk{}, nnext{};
-  prev = nullptr;
-  while (bpf_map_get_next_key(fd, prev, &nnext) == 0) {
-    rt_name_counts v{};
-    if (bpf_map_lookup_elem(fd, &nnext, &v) == 0) {
-      std::string name(nnext.name, strnlen(nnext.name, sizeof(nnext.name)));
-      s.coroutine_names[{nnext.tgid, name.empty() ? "(unnamed)" : name}] = {v.created, v.destroyed};
-    }
-    nk = nnext;
-    prev = &nk;
-  }
-  fd = bpf_map__fd(skel_->maps.hists);
-  rt_hist_key hk{}, hnext{};
-  prev = nullptr;
-  tp_hist h;
-  while (bpf_map_get_next_key(fd, prev, &hnext) == 0) {
-    if (bpf_map_lookup_elem(fd, &hnext, &h) == 0)
-      s.histograms[{hnext.tgid, series_name(hnext.kind)}] = LatencyHistogram::from_bpf(h);
-    hk = hnext;
-    prev = &hk;
-  }
+  for_each_map_entry<uint32_t, rt_coro_counts>(
+      bpf_map__fd(skel_->maps.coro_counts), [&](uint32_t tgid, const rt_coro_counts& v) {
+        CoroCounts& c = s.coroutines[tgid];
+        c.created = v.created;
+        c.destroyed = v.destroyed;
+        c.destroyed_untracked = v.destroyed_untracked;
+        c.adopted = v.adopted;
+        c.untracked = v.untracked;
+        c.resumes = v.resumes;
+        c.suspends = v.suspends;
+      });
+  for_each_map_entry<rt_name_key, rt_name_counts>(
+      bpf_map__fd(skel_->maps.coro_names), [&](const rt_name_key& k, const rt_name_counts& v) {
+        std::string name(k.name, strnlen(k.name, sizeof(k.name)));
+        s.coroutine_names[{k.tgid, name.empty() ? "(unnamed)" : name}] = {v.created, v.destroyed};
+      });
+  for_each_map_entry<rt_hist_key, tp_hist>(bpf_map__fd(skel_->maps.hists), [&](const rt_hist_key& k, const tp_hist& h) {
+    s.histograms[{k.tgid, series_name(k.kind)}] = LatencyHistogram::from_bpf(h);
+  });
   return s;
 }
 
 std::vector<LiveCoroutine> RuntimeProbe::live_coroutines(uint32_t tgid, size_t max) const {
   std::vector<LiveCoroutine> out;
-  int fd = bpf_map__fd(skel_->maps.coros);
-  rt_coro_key key{}, next{};
-  void* prev = nullptr;
-  while (out.size() < max && bpf_map_get_next_key(fd, prev, &next) == 0) {
-    rt_coro v{};
-    if ((tgid == 0 || next.tgid == tgid) && bpf_map_lookup_elem(fd, &next, &v) == 0) {
-      LiveCoroutine c;
-      c.tgid = next.tgid;
-      c.id = next.id;
-      c.birth_ns = v.birth_ns;
-      c.user_stack = v.user_stack;
-      c.name.assign(v.name, strnlen(v.name, sizeof(v.name)));
-      c.adopted = v.flags & RT_CORO_ADOPTED;
-      c.running = v.flags & RT_CORO_RUNNING;
-      c.resumes = v.resumes;
-      c.run_ns = v.run_ns;
-      c.creator_tid = v.creator_tid;
-      out.push_back(std::move(c));
-    }
-    key = next;
-    prev = &key;
-  }
+  for_each_map_entry<rt_coro_key, rt_coro>(bpf_map__fd(skel_->maps.coros), [&](const rt_coro_key& k, const rt_coro& v) {
+    if ((tgid && k.tgid != tgid) || out.size() >= max) return;
+    LiveCoroutine c;
+    c.tgid = k.tgid;
+    c.id = k.id;
+    c.birth_ns = v.birth_ns;
+    c.user_stack = v.user_stack;
+    c.name.assign(v.name, strnlen(v.name, sizeof(v.name)));
+    c.adopted = v.flags & RT_CORO_ADOPTED;
+    c.running = v.flags & RT_CORO_RUNNING;
+    c.resumes = v.resumes;
+    c.run_ns = v.run_ns;
+    c.creator_tid = v.creator_tid;
+    out.push_back(std::move(c));
+  });
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "targets/target_spec.h"
 
@@ -15,11 +16,6 @@ namespace tickprobe {
 
 namespace {
 
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
   if (c.pid == 0) return Error("no target given", "pass --pid PID");
@@ -165,8 +161,6 @@ Result<CoroReport> run_coro_hunt(const CoroHuntOptions& o) {
           last_created = c.created;
           return std::string(buf);
         });
-  auto start_guess = elapsed;
-  (void)start_guess;
   CoroReport r = build_coro_report(**probe, s, o.common.pid, std::max(elapsed, 1e-9), o.min_age_s, o.top);
   for (const auto& m : rep->missing) r.notes.push_back("probe not found: " + m);
   return r;

@@ -6,16 +6,9 @@
 #include <cstdio>
 
 #include "bpf/include/unwind.h"
+#include "core/clock.h"
 
 namespace tickprobe {
-
-namespace {
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-}  // namespace
 
 StackView view_stack(Session& session, uint32_t pid, uint64_t hash) {
   StackView v;
