@@ -59,19 +59,6 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } untracked_frees SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ALLOC_STAT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} alloc_stats SEC(".maps");
-
-static __always_inline void stat_add(__u32 which, __u64 v)
-{
-	__u64 *p = bpf_map_lookup_elem(&alloc_stats, &which);
-	if (p)
-		*p += v;
-}
 
 /* log2(1 + x/16) * 1024 for x in 0..15, within 1%: a linear term plus a
  * parabola (no table: static const arrays upset BTF on this toolchain). */
@@ -162,8 +149,8 @@ static __always_inline void track(__u32 tgid, __u64 addr, __u64 size, __u64 stac
 		}
 	}
 	stack_account(tgid, &info, true);
-	stat_add(ALLOC_STAT_TRACKED, 1);
-	stat_add(ALLOC_STAT_TRACKED_BYTES, size);
+	tp_count_add(TP_CTR_ALLOCS_TRACKED, 1);
+	tp_count_add(TP_CTR_ALLOCS_TRACKED_BYTES, size);
 }
 
 static __always_inline int on_alloc_enter(struct pt_regs *ctx, __u64 size, __u64 memptr)
@@ -178,11 +165,11 @@ static __always_inline int on_alloc_enter(struct pt_regs *ctx, __u64 size, __u64
 	if (!t)
 		return 0;
 	if (t->active) {
-		stat_add(ALLOC_STAT_NESTED, 1);
+		tp_count_add(TP_CTR_ALLOC_NESTED, 1);
 		return 0;
 	}
-	stat_add(ALLOC_STAT_CALLS, 1);
-	stat_add(ALLOC_STAT_BYTES, size);
+	tp_count_add(TP_CTR_ALLOC_CALLS, 1);
+	tp_count_add(TP_CTR_ALLOC_BYTES, size);
 	t->active = 1;
 	t->size = size;
 	t->memptr = memptr;
@@ -210,7 +197,7 @@ static __always_inline int on_alloc_exit(__u64 addr)
 		return 0;
 	t->active = 0;
 	if (!addr) {
-		stat_add(ALLOC_STAT_FAILED, 1);
+		tp_count_add(TP_CTR_ALLOCS_FAILED, 1);
 		return 0;
 	}
 	if (t->sampled)
@@ -237,9 +224,9 @@ static __always_inline void on_free(__u64 ptr)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!ptr || !tp_is_target(tgid))
 		return;
-	stat_add(ALLOC_STAT_FREES, 1);
+	tp_count_add(TP_CTR_FREE_CALLS, 1);
 	if (untrack(tgid, ptr))
-		stat_add(ALLOC_STAT_FREES_MATCHED, 1);
+		tp_count_add(TP_CTR_FREES_MATCHED, 1);
 	else if (!sample_bytes)
 		count_untracked_free(tgid, ptr);
 }
@@ -344,7 +331,7 @@ int alloc_mmap_exit(struct trace_event_raw_sys_exit *ctx)
 	if (ret < 0 && ret > -4096)
 		return 0;
 	track(pid_tgid >> 32, (__u64)ret, t->size, t->user_stack, ALLOC_KIND_MMAP);
-	stat_add(ALLOC_STAT_MMAPS, 1);
+	tp_count_add(TP_CTR_MMAPS, 1);
 	return 0;
 }
 
@@ -361,7 +348,7 @@ int alloc_munmap_enter(struct trace_event_raw_sys_enter *ctx)
 	if (t && t->active)
 		return 0;
 	if (untrack(tgid, ctx->args[0]))
-		stat_add(ALLOC_STAT_MUNMAPS_MATCHED, 1);
+		tp_count_add(TP_CTR_MUNMAPS_MATCHED, 1);
 	return 0;
 }
 

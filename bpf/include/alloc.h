@@ -71,19 +71,5 @@ struct alloc_untracked_key {
 	__u64 chunk_size;
 };
 
-/* Global counters (per-CPU array), indexed by enum alloc_stat. */
-enum alloc_stat {
-	ALLOC_STAT_CALLS = 0,      /* allocation calls seen */
-	ALLOC_STAT_BYTES,          /* bytes requested by them */
-	ALLOC_STAT_TRACKED,        /* allocations tracked (all, or the sampled ones) */
-	ALLOC_STAT_TRACKED_BYTES,
-	ALLOC_STAT_FREES,          /* free calls seen (non-NULL) */
-	ALLOC_STAT_FREES_MATCHED,  /* frees of a tracked address */
-	ALLOC_STAT_FAILED,         /* allocations that returned NULL */
-	ALLOC_STAT_NESTED,         /* allocator entered from inside itself: inner call ignored */
-	ALLOC_STAT_MMAPS,          /* anonymous mmaps tracked */
-	ALLOC_STAT_MUNMAPS_MATCHED,
-	ALLOC_STAT_MAX,
-};
 
 #endif /* TICKPROBE_ALLOC_H */

@@ -76,23 +76,14 @@ struct tp_stack {
 	__u64 ips[TP_MAX_FRAMES];
 };
 
-/* Self-accounting counters, one per-CPU array slot each. */
-enum tp_error_counter {
-	TP_ERR_STACKS_FULL = 0,     /* stacks map full: stack dropped */
-	TP_ERR_COUNTS_FULL,         /* aggregation map full: sample dropped */
-	TP_ERR_USER_STACK_EMPTY,    /* no user frame could be read */
-	TP_ERR_KERNEL_STACK_FAIL,   /* bpf_get_stack failed for the kernel */
-	TP_ERR_UNWIND_TRUNCATED,    /* stack deeper than TP_MAX_FRAMES */
-	TP_ERR_UNWIND_NO_MAPPING,   /* PC in no known mapping: map refresh needed */
-	TP_ERR_UNWIND_READ_FAULT,   /* user memory not readable mid-walk */
-	TP_ERR_START_FULL,          /* per-thread start map full (off-CPU) */
-	TP_ERR_RINGBUF_FULL,        /* ringbuf reserve failed: event dropped */
-	TP_ERR_EVENTS_SAMPLED_OUT,  /* events skipped by sampling (not an error) */
-	TP_ERR_STACK_COLLISION,     /* two different stacks with one 64-bit hash */
-	TP_ERR_TRACK_FULL,          /* object-tracking map full: object not tracked */
-	TP_ERR_UNMATCHED_END,       /* end/destroy/free with no tracked begin */
-	TP_ERR_NESTING_LOST,        /* begin while the same begin was open: first one lost */
-	TP_ERR_MAX,
+/* Self-accounting counters, one per-CPU array slot each; the rows, names,
+ * kinds and help texts are in counters.def. */
+enum tp_counter {
+#define TP_COUNTER(id, name, kind, help) id,
+#include "counters.def"
+#undef TP_COUNTER
+	TP_COUNTER_MAX,
 };
+#define TP_ERR_MAX TP_COUNTER_MAX
 
 #endif /* TICKPROBE_UNWIND_H */

@@ -23,19 +23,24 @@ struct {
 	__type(value, __u32);
 } targets SEC(".maps");
 
-/* Per-family self-accounting, indexed by enum tp_error_counter. */
+/* Per-family self-accounting, indexed by enum tp_counter (counters.def). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TP_ERR_MAX);
+	__uint(max_entries, TP_COUNTER_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } errors SEC(".maps");
 
-static __always_inline void tp_count_error(__u32 which)
+static __always_inline void tp_count_add(__u32 which, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&errors, &which);
 	if (v)
-		*v += 1; /* per-CPU slot: no atomics needed */
+		*v += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void tp_count_error(__u32 which)
+{
+	tp_count_add(which, 1);
 }
 
 static __always_inline bool tp_is_target(__u32 tgid)

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "core/ring_buffers.h"
 #include "core/shared_maps.h"
 #include "core/stack_store.h"
 #include "symbolize/symbolizer.h"
@@ -49,6 +50,8 @@ class Session {
   StackStore& stacks() { return *stacks_; }
   Symbolizer& symbolizer() { return *symbolizer_; }
   UnwindTables& unwind() { return *unwind_; }
+  // Every family's ring buffers, polled together by the run loop.
+  RingBuffers& ringbufs() { return ringbufs_; }
   SessionStats stats() const;
 
  private:
@@ -57,6 +60,7 @@ class Session {
   std::unique_ptr<StackStore> stacks_;
   std::unique_ptr<Symbolizer> symbolizer_;
   std::unique_ptr<UnwindTables> unwind_;
+  RingBuffers ringbufs_;
   mutable std::mutex mu_;
   std::set<uint32_t> targets_;
   std::map<uint32_t, std::string> names_;

@@ -1,0 +1,64 @@
+#include "core/family.h"
+
+#include <charconv>
+
+#include "core/session.h"
+
+namespace tickprobe {
+
+Result<uint64_t> FamilySettings::get_u64(const std::string& key, uint64_t def, uint64_t min, uint64_t max) const {
+  auto it = kv_.find(key);
+  if (it == kv_.end()) return def;
+  const std::string& s = it->second;
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+    return Error("usage: " + key + "=" + s + " is not a non-negative integer");
+  if (v < min || v > max)
+    return Error("usage: " + key + "=" + s + " is out of range [" + std::to_string(min) + ", " +
+                 std::to_string(max) + "]");
+  return v;
+}
+
+Result<bool> FamilySettings::get_bool(const std::string& key, bool def) const {
+  auto it = kv_.find(key);
+  if (it == kv_.end()) return def;
+  if (it->second == "1" || it->second == "true" || it->second == "on") return true;
+  if (it->second == "0" || it->second == "false" || it->second == "off") return false;
+  return Error("usage: " + key + "=" + it->second + " is not a boolean (true/false)");
+}
+
+std::string FamilySettings::get_string(const std::string& key, const std::string& def) const {
+  auto it = kv_.find(key);
+  return it == kv_.end() ? def : it->second;
+}
+
+const FamilySpec* find_family(const std::string& name) {
+  for (const auto& f : family_registry())
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+Status family_reuse_shared_maps(Session& session, bpf_object* obj) { return session.maps().reuse_in(obj); }
+
+Error family_load_error(const char* family, int err) {
+  std::string hint = "run `tickprobe doctor`; rerun with -v for the verifier log";
+  if (err == -EPERM || err == EPERM || err == -EACCES || err == EACCES)
+    hint = "loading BPF needs root or CAP_BPF + CAP_PERFMON; run `tickprobe doctor`";
+  else if (err == -E2BIG || err == E2BIG)
+    hint = "a map size is too large for this kernel; lower the --max-* options";
+  else if (err == -ENOMEM || err == ENOMEM)
+    hint = "not enough locked memory for the maps; lower the --max-* options";
+  return Error::from_errno(std::string("failed to load the ") + family + " BPF programs", err, hint);
+}
+
+Error family_attach_error(const char* family, int err) {
+  std::string hint = "run `tickprobe doctor`";
+  if (err == -EPERM || err == EPERM || err == -EACCES || err == EACCES)
+    hint = "attaching needs root or CAP_BPF + CAP_PERFMON (and a readable tracefs); run `tickprobe doctor`";
+  else if (err == -ENOENT || err == ENOENT)
+    hint = "a tracepoint or function is missing; is tracefs mounted? run `tickprobe doctor`";
+  return Error::from_errno(std::string("failed to attach the ") + family + " BPF programs", err, hint);
+}
+
+}  // namespace tickprobe
