@@ -232,13 +232,7 @@ uint64_t AllocProbe::glibc_chunk_size(uint64_t bytes) {
 }
 
 std::map<std::string, uint64_t> AllocProbe::counters() const {
-  auto c = read_family_errors(skel_->maps.errors);
-  auto v = read_percpu_counters(bpf_map__fd(skel_->maps.alloc_stats), ALLOC_STAT_MAX);
-  const char* names[ALLOC_STAT_MAX] = {"alloc_calls",    "alloc_bytes",         "allocs_tracked", "allocs_tracked_bytes",
-                                       "free_calls",     "frees_matched",       "allocs_failed",  "allocator_nested_calls",
-                                       "mmaps_tracked",  "munmaps_matched"};
-  for (uint32_t i = 0; i < ALLOC_STAT_MAX && i < v.size(); i++) c[names[i]] = v[i];
-  return c;
+  return read_family_errors(skel_->maps.errors);
 }
 
 double AllocProbe::estimate_count(double bytes, double count) const {
