@@ -4,11 +4,11 @@
  * if it reaches min_block_ns. The stacks are taken at switch-out, in the
  * blocking thread's own context, where its user memory is readable.
  *
- * Two program variants: tp_btf (typed args, preferred) and raw_tp (for
- * kernels without BTF-typed tracepoints); user space autoloads one of them
- * after a feature probe. */
+ * tp_btf only: CO-RE already requires kernel BTF, so a raw_tp variant
+ * could never be the one that runs. */
 #include "common.bpf.h"
 #include "unwind.bpf.h"
+#include "count_slots.bpf.h"
 #include "offcpu.h"
 #include "task_state.bpf.h"
 
@@ -42,7 +42,6 @@ struct {
 	__type(value, struct offcpu_start);
 } start SEC(".maps");
 
-__u32 active_slot = 0;
 
 static __always_inline void add_block(void *map, struct offcpu_key *key, __u64 delta)
 {
@@ -104,10 +103,12 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 			key.kernel_stack = s->kernel_stack;
 			key.state = s->state;
 			__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
-			if (active_slot)
+			__s32 slot = tp_slot_enter();
+			if (slot == 1)
 				add_block(&counts_1, &key, delta);
-			else
+			else if (slot == 0)
 				add_block(&counts_0, &key, delta);
+			tp_slot_exit(slot);
 		}
 		bpf_map_delete_elem(&start, &next_pid);
 	}
@@ -116,12 +117,6 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(handle_sched_switch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return on_switch(ctx, preempt, prev, next);
-}
-
-SEC("raw_tp/sched_switch")
-int BPF_PROG(handle_sched_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	return on_switch(ctx, preempt, prev, next);
 }

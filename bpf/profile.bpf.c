@@ -5,6 +5,7 @@
  * other fills: reads are lossless without per-key delete races. */
 #include "common.bpf.h"
 #include "unwind.bpf.h"
+#include "count_slots.bpf.h"
 #include "profile.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -24,7 +25,6 @@ struct counts_map {
 struct counts_map counts_0 SEC(".maps");
 struct counts_map counts_1 SEC(".maps");
 
-__u32 active_slot = 0;
 
 static __always_inline void count_sample(void *map, struct profile_key *key)
 {
@@ -48,6 +48,7 @@ int handle_cpu_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct profile_key key = {};
+	__s32 slot;
 	/* perf_event contexts only allow 8-byte loads, so instead of regs.cs use
 	 * the address half: x86-64 kernel addresses have the top bit set. */
 	bool user_mode = (long)ctx->regs.ip >= 0;
@@ -64,9 +65,11 @@ int handle_cpu_sample(struct bpf_perf_event_data *ctx)
 	if (!user_mode && collect_kernel)
 		key.kernel_stack = tp_kernel_stack(ctx);
 
-	if (active_slot)
+	slot = tp_slot_enter();
+	if (slot == 1)
 		count_sample(&counts_1, &key);
-	else
+	else if (slot == 0)
 		count_sample(&counts_0, &key);
+	tp_slot_exit(slot);
 	return 0;
 }

@@ -559,12 +559,6 @@ int BPF_PROG(rt_sched_switch_btf, bool preempt, struct task_struct *prev, struct
 	return on_switch(preempt, prev, next);
 }
 
-SEC("raw_tp/sched_switch")
-int BPF_PROG(rt_sched_switch_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
-{
-	return on_switch(preempt, prev, next);
-}
-
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(rt_thread_exit, struct task_struct *task)
 {

@@ -17,9 +17,39 @@ struct AgentArgs {
   std::string listen = "127.0.0.1:9464";
   bool no_offcpu = false;
   bool no_runtime = false;
+  bool leaks = false;
+  bool trace_resume = false;
   std::string runtime = "tickgame";
+  std::string allocator_prefix;
+  uint32_t frequency = 99;
+  uint64_t min_block_us = 1;
+  uint64_t sample_bytes = 0;
   double budget_ms = 0;
+  std::vector<std::string> enable, disable, family_opts;
 };
+
+// The family flags become registry choices and settings.
+Status apply_family_flags(AgentArgs& a, const CLI::App& cmd) {
+  auto& o = a.opts;
+  for (const auto& n : a.enable) o.enable.insert(n);
+  for (const auto& n : a.disable) o.disable.insert(n);
+  if (a.no_offcpu) o.disable.insert("offcpu");
+  if (a.no_runtime) o.disable.insert("runtime");
+  if (a.leaks) o.enable.insert("alloc");
+  o.settings["profile"]["frequency"] = std::to_string(a.frequency);
+  o.settings["offcpu"]["min_block_us"] = std::to_string(a.min_block_us);
+  o.settings["runtime"]["description"] = a.runtime;
+  if (a.trace_resume) o.settings["runtime"]["trace_resume"] = "true";
+  if (cmd.count("--sample-bytes")) o.settings["alloc"]["sample_bytes"] = std::to_string(a.sample_bytes);
+  if (!a.allocator_prefix.empty()) o.settings["alloc"]["allocator_prefix"] = a.allocator_prefix;
+  for (const auto& kv : a.family_opts) {
+    auto dot = kv.find('.'), eq = kv.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot > eq || dot == 0 || eq == dot + 1)
+      return usage_error("--family-opt " + kv + " is not NAME.KEY=VALUE", "e.g. --family-opt sockets.tcp_probe_every=8");
+    o.settings[kv.substr(0, dot)][kv.substr(dot + 1, eq - dot - 1)] = kv.substr(eq + 1);
+  }
+  return {};
+}
 
 HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest& req) {
   HttpResponse r;
@@ -58,21 +88,30 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
                                  "run continuously beside the server: Prometheus /metrics and pprof endpoints");
   add_target_options(cmd, a->opts.targets);
   cmd->add_option("--listen", a->listen, "address to serve HTTP on (host:port)")->default_val("127.0.0.1:9464");
-  cmd->add_option("-F,--frequency", a->opts.cpu.frequency, "CPU samples per second per CPU")->default_val(99);
-  cmd->add_option("--min-block-us", a->opts.offcpu.min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
+  cmd->add_option("-F,--frequency", a->frequency, "CPU samples per second per CPU")
+      ->default_val(99)
+      ->check(CLI::Range(1, 10000));
+  cmd->add_option("--min-block-us", a->min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
   cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
   cmd->add_flag("--no-runtime", a->no_runtime,
                 "do not trace the game runtime's USDT probes (coroutines, pauses, ticks, hitches)");
   cmd->add_option("--runtime", a->runtime, "runtime description: 'tickgame' (built in) or a JSON file (docs/runtimes.md)")
       ->default_val("tickgame");
-  cmd->add_flag("--trace-resume", a->opts.runtime.trace_resume,
+  cmd->add_flag("--trace-resume", a->trace_resume,
                 "also trace coroutine resume/suspend (run and suspended times; a probe hit per resume)");
   cmd->add_option("--budget-ms", a->budget_ms, "tick budget for hitches (default: inferred from the tick rate)");
-  cmd->add_flag("--leaks", a->opts.enable_leaks,
+  cmd->add_flag("--leaks", a->leaks,
                 "trace the allocator and export leak-suspect gauges (a uprobe hit per malloc/free: see docs/overhead.md)");
-  cmd->add_option("--sample-bytes", a->opts.alloc.sample_bytes, "with --leaks: sample one allocation per N bytes")
-      ->default_val(0);
-  cmd->add_option("--allocator-prefix", a->opts.alloc.allocator_prefix, "with --leaks: e.g. je_ for jemalloc");
+  cmd->add_option("--sample-bytes", a->sample_bytes, "with --leaks: sample one allocation per N bytes");
+  cmd->add_option("--allocator-prefix", a->allocator_prefix, "with --leaks: e.g. je_ for jemalloc");
+  std::string fams;
+  for (const auto& f : family_registry())
+    fams += std::string("\n  ") + f.name + (f.agent_default_on ? " (on)" : " (off)") + ": " + f.summary;
+  cmd->add_option("--enable", a->enable, "turn on a probe family that is off by default (repeatable)")
+      ->group("Families");
+  cmd->add_option("--disable", a->disable, "turn off a probe family (repeatable)")->group("Families");
+  cmd->add_option("--family-opt", a->family_opts, "a family setting, NAME.KEY=VALUE (repeatable)")
+      ->group("Families");
   cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
       ->default_val(16384);
   cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
@@ -86,20 +125,16 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /metrics                          Prometheus text format\n"
       "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
-      "  GET /healthz                           liveness");
-  cmd->callback([a, &g, &run] {
-    run = [a, &g]() -> Status {
+      "  GET /healthz                           liveness\n"
+      "Probe families:" + fams);
+  const CLI::App* cmd_ptr = cmd;
+  cmd->callback([a, &g, &run, cmd_ptr] {
+    run = [a, &g, cmd_ptr]() -> Status {
       if (a->opts.targets.empty()) return usage_error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
       auto bind = parse_bind_address(a->listen);
       if (!bind) return usage_error(bind.error().message, bind.error().hint);
-      a->opts.enable_offcpu = !a->no_offcpu;
-      a->opts.enable_runtime = !a->no_runtime;
+      if (auto st = apply_family_flags(*a, *cmd_ptr); !st) return st;
       a->opts.hitch.budget_ns = static_cast<uint64_t>(a->budget_ms * 1e6);
-      if (a->opts.enable_runtime) {
-        auto rt = runtime_description_from_arg(a->runtime);
-        if (!rt) return rt.error();
-        a->opts.runtime.description = rt.take();
-      }
       auto agent = Agent::create(a->opts);
       if (!agent) return agent.error();
       Agent& ag = **agent;
@@ -122,8 +157,12 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       });
       if (auto st = server.start(*bind); !st) return st;
       if (!g.quiet)
-        std::fprintf(stderr, "tickprobe agent: tracing %s; serving http://%s:%u/metrics\n",
-                     a->opts.targets.describe().c_str(), bind->host.c_str(), server.port());
+      {
+        std::string fams;
+        for (const auto& n : ag.family_names()) fams += (fams.empty() ? "" : ",") + n;
+        std::fprintf(stderr, "tickprobe agent: tracing %s (families %s); serving http://%s:%u/metrics\n",
+                     a->opts.targets.describe().c_str(), fams.c_str(), bind->host.c_str(), server.port());
+      }
       ag.run(g_stop);
       server.stop();
       return {};

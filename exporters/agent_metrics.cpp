@@ -120,28 +120,13 @@ void runtime_metrics(const AgentStats& st, MetricsSnapshot& out) {
   auto calls = family("tickprobe_allocator_calls_total", "Allocator calls seen (with --leaks), by kind.",
                       MetricType::kCounter);
   if (auto it = st.family_counters.find("alloc"); it != st.family_counters.end()) {
-    auto get = [&](const char* k) {
-      auto v = it->second.find(k);
-      return v == it->second.end() ? 0.0 : static_cast<double>(v->second);
-    };
-    add(calls, {{"kind", "alloc"}}, get("alloc_calls"));
-    add(calls, {{"kind", "free"}}, get("free_calls"));
+    add(calls, {{"kind", "alloc"}}, static_cast<double>(it->second[TP_CTR_ALLOC_CALLS]));
+    add(calls, {{"kind", "free"}}, static_cast<double>(it->second[TP_CTR_FREE_CALLS]));
   }
   out.push_back(std::move(calls));
   for (auto* f : {&live, &created, &destroyed, &lifetime, &tick, &frame, &pause, &budget, &ticks, &hitches, &heap,
                   &suspects, &sbytes, &srate})
     out.push_back(std::move(*f));
-}
-
-// Family counters that count work done, not events lost.
-bool is_drop_counter(const std::string& name) {
-  static const char* kWork[] = {"samples",       "blocks",          "process_events",  "frame_events",
-                                "pause_events",  "alloc_calls",     "alloc_bytes",     "allocs_tracked",
-                                "allocs_tracked_bytes", "free_calls", "frees_matched", "mmaps_tracked",
-                                "munmaps_matched", "allocator_nested_calls", "events_sampled_out"};
-  for (const char* w : kWork)
-    if (name == w) return false;
-  return true;
 }
 
 }  // namespace
@@ -153,9 +138,6 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   add(up, {}, st.uptime_seconds);
   out.push_back(up);
 
-  auto info = family("tickprobe_cpu_sampling_info", "CPU sampling setup (value is always 1).", MetricType::kGauge);
-  add(info, {{"event", st.cpu_event}, {"frequency_hz", std::to_string(st.cpu_frequency)}}, 1);
-  out.push_back(info);
 
   auto targets = family("tickprobe_targets", "Processes currently traced.", MetricType::kGauge);
   add(targets, {}, static_cast<double>(st.targets_attached));
@@ -173,46 +155,32 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   add(terr, {}, static_cast<double>(st.target_errors));
   out.push_back(terr);
 
-  auto samples = family("tickprobe_cpu_samples_total", "CPU samples taken of traced threads.", MetricType::kCounter);
-  add(samples, {}, static_cast<double>(st.cpu_samples));
-  out.push_back(samples);
-  auto blocks = family("tickprobe_offcpu_blocks_total", "Off-CPU intervals recorded for traced threads.",
-                       MetricType::kCounter);
-  add(blocks, {}, static_cast<double>(st.offcpu_blocks));
-  out.push_back(blocks);
   auto drains = family("tickprobe_drains_total", "Reads of the in-kernel aggregation maps.", MetricType::kCounter);
   add(drains, {}, static_cast<double>(st.drains));
   out.push_back(drains);
 
-  // Self-accounting: every drop or failure the BPF side counted.
+  // Self-accounting, from the one counter table (bpf/include/counters.def):
+  // every drop row as a reason (zeros too, so rate() works from the start),
+  // the work rows that moved as events.
   auto errs = family("tickprobe_bpf_events_dropped_total",
-                     "Events the BPF programs dropped or degraded, by probe family and reason.", MetricType::kCounter);
+                     "Events the probe families dropped or degraded, by family and reason (bpf/include/counters.def).",
+                     MetricType::kCounter);
+  auto work = family("tickprobe_family_events_total", "Work done by the probe families, by family and event.",
+                     MetricType::kCounter);
   for (const auto& [fam, counters] : st.family_counters)
-    for (const auto& [name, v] : counters) {
-      if (!is_drop_counter(name)) continue;
-      add(errs, {{"family", fam}, {"reason", name}}, static_cast<double>(v));
+    for (const auto& c : counter_table()) {
+      uint64_t v = counters.get(c.id);
+      if (c.kind == CounterKind::kDrop)
+        add(errs, {{"family", fam}, {"reason", c.name}}, static_cast<double>(v));
+      else if (v)
+        add(work, {{"family", fam}, {"event", c.name}}, static_cast<double>(v));
     }
   out.push_back(errs);
+  out.push_back(work);
 
-  auto cpu = family("tickprobe_target_cpu_seconds_total",
-                    "CPU time of a traced process, estimated from samples (samples / frequency).",
-                    MetricType::kCounter);
-  auto off = family("tickprobe_target_offcpu_seconds_total",
-                    "Time threads of a traced process spent off-CPU, by thread state (R preempted, S sleeping, D "
-                    "uninterruptible).",
-                    MetricType::kCounter);
-  for (const auto& t : st.targets) {
-    MetricLabels l{{"pid", std::to_string(t.pid)}, {"comm", t.comm}};
-    add(cpu, l, t.cpu_seconds);
-    for (const char* state : {"R", "S", "D", "other"}) {
-      auto it = t.offcpu_seconds.find(state);
-      MetricLabels ls = l;
-      ls["state"] = state;
-      add(off, ls, it == t.offcpu_seconds.end() ? 0.0 : it->second);
-    }
-  }
-  out.push_back(cpu);
-  out.push_back(off);
+  // Per-process CPU and off-CPU time and everything else the families
+  // export themselves.
+  for (const auto& f : st.family_metrics) out.push_back(f);
   runtime_metrics(st, out);
 
   auto sym = family("tickprobe_symbolizer_events_total", "Symbolizer cache and resolution counters.",

@@ -10,28 +10,60 @@
 #include <thread>
 
 #include "core/log.h"
+#include "core/watch.h"
 
 namespace tickprobe {
 
+Result<std::vector<const FamilySpec*>> agent_families(const AgentOptions& opts) {
+  for (const auto& n : opts.enable)
+    if (!find_family(n)) return Error("usage: unknown probe family \"" + n + "\"", "run `tickprobe doctor` for the list");
+  for (const auto& n : opts.disable)
+    if (!find_family(n)) return Error("usage: unknown probe family \"" + n + "\"", "run `tickprobe doctor` for the list");
+  for (const auto& [fam, kv] : opts.settings) {
+    const FamilySpec* spec = find_family(fam);
+    if (!spec) return Error("usage: unknown probe family \"" + fam + "\" in --family-opt");
+    for (const auto& [k, v] : kv) {
+      bool known = false;
+      for (const char* key : spec->setting_keys) known = known || k == key;
+      if (!known) {
+        std::string keys;
+        for (const char* key : spec->setting_keys) keys += std::string(keys.empty() ? "" : ", ") + key;
+        return Error("usage: family " + fam + " has no setting \"" + k + "\"",
+                     keys.empty() ? "it takes no settings" : "its settings: " + keys);
+      }
+    }
+  }
+  std::vector<const FamilySpec*> out;
+  for (const auto& spec : family_registry()) {
+    bool on = (spec.agent_default_on || opts.enable.count(spec.name)) && !opts.disable.count(spec.name);
+    if (on) out.push_back(&spec);
+  }
+  return out;
+}
+
 Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   if (opts.targets.empty()) return Error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
+  auto specs = agent_families(opts);
+  if (!specs) return specs.error();
   std::unique_ptr<Agent> a(new Agent(opts));
   auto session = Session::create(opts.session);
   if (!session) return session.error();
   a->session_ = session.take();
-  auto cpu = CpuProfileProbe::create(*a->session_, opts.cpu);
-  if (!cpu) return cpu.error();
-  a->cpu_ = cpu.take();
-  if (opts.enable_offcpu) {
-    auto off = OffCpuProbe::create(*a->session_, opts.offcpu);
-    if (!off) return off.error();
-    a->offcpu_ = off.take();
+  for (const FamilySpec* spec : *specs) {
+    auto it = opts.settings.find(spec->name);
+    FamilySettings settings(it == opts.settings.end() ? std::map<std::string, std::string>{} : it->second);
+    auto fam = spec->create(*a->session_, settings);
+    if (!fam) return fam.error();
+    a->families_.push_back(fam.take());
+  }
+  for (auto& f : a->families_) {
+    if (!a->cpu_) a->cpu_ = dynamic_cast<CpuProfileProbe*>(f.get());
+    if (!a->offcpu_) a->offcpu_ = dynamic_cast<OffCpuProbe*>(f.get());
+    if (!a->runtime_) a->runtime_ = dynamic_cast<RuntimeProbe*>(f.get());
+    if (!a->alloc_) a->alloc_ = dynamic_cast<AllocProbe*>(f.get());
   }
   Agent* self = a.get();
-  if (opts.enable_runtime) {
-    auto rt = RuntimeProbe::create(*a->session_, opts.runtime);
-    if (!rt) return rt.error();
-    a->runtime_ = rt.take();
+  if (a->runtime_) {
     a->runtime_->on_frame([self](const FrameRecord& f) {
       std::lock_guard<std::mutex> lock(self->mu_);
       self->hitches_.add(f);
@@ -40,18 +72,11 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     // every process that runs it (startup coroutines included).
     for (const auto& exe : opts.targets.exes) {
       if (exe.empty() || exe[0] != '/') continue;
-      if (auto rep = a->runtime_->attach_binary(exe); rep) {
-        a->runtime_binaries_.insert(exe);
+      if (auto rep = a->runtime_->attach_binary(exe); rep)
         TP_LOG_INFO("runtime probes attached to %s (%zu probes)", exe.c_str(), rep->attached.size());
-      } else {
+      else
         TP_LOG_WARN("no runtime probes in %s: %s", exe.c_str(), rep.error().message.c_str());
-      }
     }
-  }
-  if (opts.enable_leaks) {
-    auto al = AllocProbe::create(*a->session_, opts.alloc);
-    if (!al) return al.error();
-    a->alloc_ = al.take();
   }
   auto watcher = TargetWatcher::create(*a->session_, [self](const ProcessEvent& ev) { self->on_process_event(ev); });
   if (!watcher) return watcher.error();
@@ -61,7 +86,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     if (auto st = a->session_->add_target(pid); !st)
       TP_LOG_WARN("cannot trace process %u: %s", pid, st.error().message.c_str());
     else
-      a->attach_runtime(pid);
+      a->attach_target(pid);
   }
   if (a->session_->targets().empty())
     TP_LOG_WARN("no running process matches %s yet; waiting for one to start", opts.targets.describe().c_str());
@@ -71,28 +96,33 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
 
 Agent::~Agent() = default;
 
-void Agent::attach_runtime(uint32_t pid) {
-  if (runtime_ && !runtime_binaries_.count(process_exe(pid))) {
-    if (auto rep = runtime_->attach_process(pid); !rep)
-      TP_LOG_INFO("process %u: no runtime probes (%s)", pid, rep.error().message.c_str());
-  }
-  if (alloc_) {
-    if (auto rep = alloc_->attach(pid); !rep) {
-      TP_LOG_WARN("process %u: cannot trace its allocator: %s", pid, rep.error().message.c_str());
-    } else {
+std::vector<std::string> Agent::family_names() const {
+  std::vector<std::string> out;
+  for (const auto& f : families_) out.push_back(f->name());
+  return out;
+}
+
+void Agent::attach_target(uint32_t pid) {
+  for (auto& f : families_) {
+    if (auto st = f->attach(pid); !st) {
+      // A family that found nothing to attach to in this process (no USDT
+      // probes, no allocator) is not an agent failure.
+      TP_LOG_INFO("process %u: %s family not attached: %s", pid, f->name(), st.error().message.c_str());
+      continue;
+    }
+    if (f.get() == alloc_) {
       std::lock_guard<std::mutex> lock(mu_);
       leak_trackers_[pid] = std::make_unique<LeakTracker>(*alloc_, *session_, pid, opts_.leak_judge);
     }
   }
 }
 
-void Agent::detach_runtime(uint32_t pid) {
+void Agent::detach_target(uint32_t pid) {
   // Keep the last view of an exited target for its final scrape.
   RuntimeSnapshot snap;
   if (runtime_) snap = runtime_->snapshot();
   RuntimeTargetStats rs = runtime_stats(pid, runtime_ ? &snap : nullptr);
-  if (runtime_) runtime_->detach_process(pid);
-  if (alloc_) alloc_->detach(pid);
+  for (auto& f : families_) f->detach(pid);
   std::lock_guard<std::mutex> lock(mu_);
   leak_trackers_.erase(pid);
   leak_reports_.erase(pid);
@@ -106,7 +136,7 @@ void Agent::on_process_event(const ProcessEvent& ev) {
   if (ev.kind == ProcessEvent::Kind::kExit) {
     if (!traced) return;
     drain_once();  // keep what it did before it went away
-    detach_runtime(ev.tgid);
+    detach_target(ev.tgid);
     session_->remove_target(ev.tgid);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = per_target_.find(ev.tgid);
@@ -123,7 +153,7 @@ void Agent::on_process_event(const ProcessEvent& ev) {
   // exec: a new image. Trace it if it matches, and re-read a traced one.
   bool match = opts_.targets.matches(ev.tgid, ev.comm, process_exe(ev.tgid));
   if (traced) {
-    detach_runtime(ev.tgid);
+    detach_target(ev.tgid);
     session_->remove_target(ev.tgid);
     session_->symbolizer().forget_process(ev.tgid);
   }
@@ -132,36 +162,22 @@ void Agent::on_process_event(const ProcessEvent& ev) {
       TP_LOG_WARN("cannot trace new process %u: %s", ev.tgid, st.error().message.c_str());
     } else {
       TP_LOG_INFO("tracing new process %u (%s)", ev.tgid, ev.comm.c_str());
-      attach_runtime(ev.tgid);
+      attach_target(ev.tgid);
     }
   }
 }
 
 void Agent::drain_once() {
   // Called from the run loop, from exit events and from capture() on HTTP
-  // threads; the probes' drains flip their active slot, so serialize them.
+  // threads; the families' drains flip their active slot, so serialize them.
   std::lock_guard<std::mutex> drain_lock(drain_mu_);
-  StackAggregate cpu_agg(2), off_agg(2);
-  cpu_->drain(cpu_agg);
-  if (offcpu_) offcpu_->drain(off_agg);
+  for (auto& f : families_) f->drain();
   std::lock_guard<std::mutex> lock(mu_);
   drains_++;
-  double period_s = 1.0 / cpu_->frequency();
-  for (const auto& [k, v] : cpu_agg.entries()) {
-    auto& t = per_target_[k.tgid];
-    t.pid = k.tgid;
-    if (t.comm.empty()) t.comm = session_->process_name(k.tgid);
-    t.cpu_seconds += static_cast<double>(v[0]) * period_s;
-  }
-  for (const auto& [k, v] : off_agg.entries()) {
-    auto& t = per_target_[k.tgid];
-    t.pid = k.tgid;
-    if (t.comm.empty()) t.comm = session_->process_name(k.tgid);
-    t.offcpu_seconds[k.label] += static_cast<double>(v[0]) / 1e9;
-  }
-  for (Subscription* s : subs_) {
-    const StackAggregate& src = s->kind == ProfileKind::kCpu ? cpu_agg : off_agg;
-    for (const auto& [k, v] : src.entries()) s->agg.add(k, v);
+  for (uint32_t pid : session_->targets()) {
+    auto& t = per_target_[pid];
+    t.pid = pid;
+    if (t.comm.empty()) t.comm = session_->process_name(pid);
   }
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   for (auto& [pid, tracker] : leak_trackers_) tracker->sample(t);
@@ -208,75 +224,65 @@ RuntimeTargetStats Agent::runtime_stats(uint32_t pid, const RuntimeSnapshot* sna
 }
 
 void Agent::run(const std::atomic<bool>& stop) {
-  using clock = std::chrono::steady_clock;
-  auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(opts_.drain_interval_s));
-  auto next = clock::now() + interval;
-  last_leak_report_ = clock::now();
-  while (!stop.load()) {
-    // Split the wait between the two event sources.
-    watcher_->poll(runtime_ ? 50 : 100);
-    if (runtime_) runtime_->poll(50);
-    if (clock::now() >= next) {
-      drain_once();
-      session_->refresh_targets();
-      session_->stacks().prune_if_needed();
-      next += interval;
-    }
-    if (alloc_ && clock::now() - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
+  last_leak_report_ = std::chrono::steady_clock::now();
+  WatchLoop loop;
+  loop.interval_s = opts_.drain_interval_s;
+  loop.stop = &stop;
+  loop.poll = [&](int ms) { session_->ringbufs().poll(ms); };
+  loop.tick = [&](double) {
+    drain_once();
+    session_->refresh_targets();
+    session_->stacks().prune_if_needed();
+    auto now = std::chrono::steady_clock::now();
+    if (alloc_ && now - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
       refresh_leak_reports();
-      last_leak_report_ = clock::now();
+      last_leak_report_ = now;
     }
-  }
+  };
+  run_watch_loop(loop);
   drain_once();
 }
 
 Result<Profile> Agent::capture(ProfileKind kind, double seconds, const std::atomic<bool>& stop) {
+  if (kind == ProfileKind::kCpu && !cpu_)
+    return Error("CPU profiling is disabled in this agent", "start the agent without --disable profile");
   if (kind == ProfileKind::kOffCpu && !offcpu_)
     return Error("off-CPU profiling is disabled in this agent", "start the agent without --no-offcpu");
-  if (seconds <= 0 || seconds > opts_.max_capture_seconds)
+  if (!(seconds > 0) || seconds > opts_.max_capture_seconds)
     return Error("seconds must be in (0, " + std::to_string(static_cast<int>(opts_.max_capture_seconds)) + "]");
   ProfileShape shape = kind == ProfileKind::kCpu ? cpu_->shape() : offcpu_->shape();
-  Subscription sub{kind, StackAggregate(shape.sample_types.size())};
+  StackAggregate agg(shape.sample_types.size());
   auto wall_start = std::chrono::system_clock::now();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    subs_.push_back(&sub);
-  }
+  if (kind == ProfileKind::kCpu) cpu_->subscribe(&agg);
+  else offcpu_->subscribe(&agg);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < deadline && !stop.load())
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   // One more drain so the last partial interval counts.
   drain_once();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    subs_.erase(std::find(subs_.begin(), subs_.end(), &sub));
-  }
-  Profile p = build_profile(sub.agg, *session_, shape);
+  if (kind == ProfileKind::kCpu) cpu_->unsubscribe(&agg);
+  else offcpu_->unsubscribe(&agg);
+  Profile p = build_profile(agg, *session_, shape);
   p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
   p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
-  for (const auto& [k, v] : (kind == ProfileKind::kCpu ? cpu_->counters() : offcpu_->counters())) p.counters[k] = v;
+  Family* fam = kind == ProfileKind::kCpu ? static_cast<Family*>(cpu_) : static_cast<Family*>(offcpu_);
+  for (const auto& [k, v] : fam->counters().to_map(true)) p.counters[k] = v;
   return p;
 }
 
 AgentStats Agent::stats() const {
   AgentStats s;
   s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  s.cpu_frequency = cpu_->frequency();
-  s.cpu_event = cpu_->event_name();
   auto ss = session_->stats();
   s.targets_attached = ss.targets;
   s.targets_added = ss.targets_added;
   s.targets_removed = ss.targets_removed;
   s.target_errors = ss.target_errors;
-  s.family_counters["profile"] = cpu_->counters();
-  s.cpu_samples = s.family_counters["profile"]["samples"];
-  if (offcpu_) {
-    s.family_counters["offcpu"] = offcpu_->counters();
-    s.offcpu_blocks = s.family_counters["offcpu"]["blocks"];
+  for (const auto& f : families_) {
+    s.family_counters[f->name()] = f->counters();
+    f->metrics(s.family_metrics);
   }
-  s.family_counters["targets"] = watcher_->counters();
-  if (runtime_) s.family_counters["runtime"] = runtime_->counters();
-  if (alloc_) s.family_counters["alloc"] = alloc_->counters();
+  s.family_counters[watcher_->name()] = watcher_->counters();
   RuntimeSnapshot snap;
   if (runtime_) snap = runtime_->snapshot();
   std::map<uint32_t, RuntimeTargetStats> rts;

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/result.h"
+
 namespace tickprobe {
 namespace {
 
@@ -73,15 +75,71 @@ DoctorCheck check_map(const char* name, bpf_map_type type, uint32_t key, uint32_
   return c;
 }
 
+std::string probe_result(int r, bool* ok, bool* denied);
+
 DoctorCheck check_prog_type(const char* name, bpf_prog_type type, bool required, const char* hint) {
   DoctorCheck c{name, false, required, "", hint};
-  int r = libbpf_probe_bpf_prog_type(type, nullptr);
-  c.ok = r == 1;
-  c.detail = r == 1 ? "ok" : r == 0 ? "not supported" : std::string("probe failed: ") + std::strerror(-r);
+  bool denied = false;
+  c.detail = probe_result(libbpf_probe_bpf_prog_type(type, nullptr), &c.ok, &denied);
+  if (denied) c.hint = "run as root, or grant CAP_BPF and CAP_PERFMON";
   return c;
 }
 
+// "not permitted" and "not in this kernel" need different hints.
+std::string probe_result(int r, bool* ok, bool* denied) {
+  *ok = r == 1;
+  *denied = r == -EPERM || r == -EACCES;
+  if (r == 1) return "ok";
+  if (r == 0) return "not in this kernel";
+  if (*denied) return "not permitted (" + std::string(std::strerror(-r)) + ")";
+  return std::string("probe failed: ") + std::strerror(-r);
+}
+
 }  // namespace
+
+std::vector<BpfFeature> bpf_features() {
+  // The helpers the families call, checked in the program type that calls them.
+  struct Want {
+    const char* name;
+    bpf_prog_type type;
+    bpf_func_id helper;
+    const char* used_for;
+    const char* min_kernel;
+  };
+  static const Want kWant[] = {
+      {"bpf_loop", BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_loop, "the CFI unwinder (every stack)", "5.17"},
+      {"bpf_get_attach_cookie", BPF_PROG_TYPE_KPROBE, BPF_FUNC_get_attach_cookie,
+       "runtime descriptions (USDT argument positions)", "5.15"},
+      {"bpf_task_pt_regs", BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_task_pt_regs, "user stacks at sched_switch (off-CPU)",
+       "5.15"},
+      {"bpf_get_current_task_btf", BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_current_task_btf,
+       "task fields (fd kinds, sockets)", "5.11"},
+      {"bpf_ringbuf_reserve", BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_ringbuf_reserve, "events (exec/exit, ticks, TLS)",
+       "5.8"},
+  };
+  std::vector<BpfFeature> out;
+  for (const auto& w : kWant) {
+    BpfFeature f;
+    f.name = w.name;
+    f.used_for = w.used_for;
+    f.min_kernel = w.min_kernel;
+    f.detail = probe_result(libbpf_probe_bpf_helper(w.type, w.helper, nullptr), &f.ok, &f.denied);
+    out.push_back(f);
+  }
+  return out;
+}
+
+Status require_bpf_features() {
+  for (const auto& f : bpf_features()) {
+    if (f.ok) continue;
+    if (f.denied)
+      return Error("BPF helper " + f.name + " cannot be probed: " + f.detail,
+                   "run as root (or with CAP_BPF + CAP_PERFMON); see `tickprobe doctor`");
+    return Error("this kernel lacks the BPF helper " + f.name + " (" + f.detail + "), needed for " + f.used_for,
+                 "tickprobe needs Linux " + f.min_kernel + " or newer; see `tickprobe doctor`");
+  }
+  return {};
+}
 
 std::vector<DoctorCheck> run_doctor_checks() {
   std::vector<DoctorCheck> out;
@@ -131,6 +189,12 @@ std::vector<DoctorCheck> run_doctor_checks() {
   out.push_back(check_prog_type("tracepoint programs", BPF_PROG_TYPE_TRACEPOINT, true, "needs CONFIG_BPF_EVENTS"));
   out.push_back(check_prog_type("tp_btf / raw tracepoints", BPF_PROG_TYPE_RAW_TRACEPOINT, true,
                                 "needs CONFIG_BPF_EVENTS"));
+  for (const auto& f : bpf_features()) {
+    DoctorCheck c{"helper " + f.name, f.ok, true, f.detail + "; used for " + f.used_for, ""};
+    c.hint = f.denied ? "run as root, or grant CAP_BPF and CAP_PERFMON"
+                      : "tickprobe needs Linux " + f.min_kernel + " or newer for this helper";
+    out.push_back(c);
+  }
   {
     rlimit rl{};
     getrlimit(RLIMIT_MEMLOCK, &rl);

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "core/result.h"
+
 namespace tickprobe {
 
 struct DoctorCheck {
@@ -15,5 +17,20 @@ struct DoctorCheck {
 };
 
 std::vector<DoctorCheck> run_doctor_checks();
+
+// Explicit feature probes (libbpf_probe_bpf_helper) for the BPF helpers the
+// families depend on. There are no fallbacks for them: a kernel without one
+// gets one clear error at start (require_bpf_features) instead of a
+// verifier log.
+struct BpfFeature {
+  std::string name;
+  bool ok = false;
+  bool denied = false;  // the probe itself was not permitted
+  std::string detail;
+  std::string used_for;
+  std::string min_kernel;
+};
+std::vector<BpfFeature> bpf_features();
+Status require_bpf_features();
 
 }  // namespace tickprobe

@@ -20,7 +20,7 @@
 
 #include <bpf/libbpf.h>
 
-#include "core/counters.h"
+#include "model/counters.h"
 #include "core/result.h"
 #include "model/metrics.h"
 

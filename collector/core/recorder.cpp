@@ -1,9 +1,9 @@
 #include "core/recorder.h"
 
 #include <chrono>
-#include <thread>
 
 #include "core/log.h"
+#include "core/watch.h"
 
 namespace tickprobe {
 
@@ -27,61 +27,54 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   std::unique_ptr<CpuProfileProbe> cpu;
   std::unique_ptr<OffCpuProbe> offcpu;
   ProfileShape shape;
+  Family* family = nullptr;
   if (opts.kind == ProfileKind::kCpu) {
     auto p = CpuProfileProbe::create(s, opts.cpu);
     if (!p) return p.error();
     cpu = p.take();
     shape = cpu->shape();
+    family = cpu.get();
   } else {
     auto p = OffCpuProbe::create(s, opts.offcpu);
     if (!p) return p.error();
     offcpu = p.take();
     shape = offcpu->shape();
+    family = offcpu.get();
   }
-
   StackAggregate agg(shape.sample_types.size());
-  auto drain = [&] {
-    if (cpu) cpu->drain(agg);
-    if (offcpu) offcpu->drain(agg);
-  };
-  auto counters = [&] { return cpu ? cpu->counters() : offcpu->counters(); };
+  if (cpu) cpu->subscribe(&agg);
+  if (offcpu) offcpu->subscribe(&agg);
 
-  using clock = std::chrono::steady_clock;
   auto wall_start = std::chrono::system_clock::now();
-  auto start = clock::now();
-  auto next_tick = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(opts.interval_s));
-  for (;;) {
-    double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-    bool done = (opts.duration_s > 0 && elapsed >= opts.duration_s) || (opts.stop && opts.stop->load()) ||
-                s.targets().empty();
-    if (done) break;
-    if (clock::now() >= next_tick) {
-      drain();
-      s.refresh_targets();
-      s.stacks().prune_if_needed();
-      if (opts.on_progress) {
-        RecordProgress p;
-        p.elapsed_s = elapsed;
-        p.duration_s = opts.duration_s;
-        p.primary_total = agg.totals()[0];
-        p.distinct_stacks = agg.entries().size();
-        p.targets = s.targets().size();
-        auto c = counters();
-        p.dropped = c["counts_full"] + c["stacks_full"];
-        opts.on_progress(p);
-      }
-      next_tick += std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(opts.interval_s));
+  WatchLoop loop;
+  loop.duration_s = opts.duration_s;
+  loop.interval_s = opts.interval_s;
+  loop.stop = opts.stop;
+  loop.gone = [&] { return s.targets().empty(); };
+  loop.tick = [&](double elapsed) {
+    family->drain();
+    s.refresh_targets();
+    s.stacks().prune_if_needed();
+    if (opts.on_progress) {
+      RecordProgress p;
+      p.elapsed_s = elapsed;
+      p.duration_s = opts.duration_s;
+      p.primary_total = agg.totals()[0];
+      p.distinct_stacks = agg.entries().size();
+      p.targets = s.targets().size();
+      auto c = family->counters();
+      p.dropped = c[TP_ERR_COUNTS_FULL] + c[TP_ERR_STACKS_FULL];
+      opts.on_progress(p);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  drain();
-  auto elapsed = clock::now() - start;
+  };
+  double elapsed_s = run_watch_loop(loop);
+  family->drain();
 
   Profile profile = build_profile(agg, s, shape);
   profile.time_nanos =
       std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
-  profile.duration_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count();
-  for (const auto& [k, v] : counters()) profile.counters[k] = v;
+  profile.duration_nanos = static_cast<int64_t>(elapsed_s * 1e9);
+  for (const auto& [k, v] : family->counters().to_map(/*include_zeros=*/true)) profile.counters[k] = v;
   auto ss = s.stacks().stats();
   profile.counters["stacks_missing"] = ss.missing;
   auto us = s.unwind().stats();
@@ -90,8 +83,8 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   if (cpu) {
     profile.comments.push_back("event: " + cpu->event_name() + " at " + std::to_string(cpu->frequency()) + " Hz");
   } else {
-    profile.comments.push_back("off-CPU via sched_switch (" + offcpu->variant() + "), min block " +
-                               std::to_string(opts.offcpu.min_block_us) + " us");
+    profile.comments.push_back("off-CPU via sched_switch, min block " + std::to_string(opts.offcpu.min_block_us) +
+                               " us");
   }
   profile.comments.push_back("targets: " + opts.targets.describe());
   return profile;

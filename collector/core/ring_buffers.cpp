@@ -14,7 +14,7 @@ int RingBuffers::dispatch(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-Status RingBuffers::add(int map_fd, Handler handler) {
+Result<size_t> RingBuffers::add(int map_fd, Handler handler) {
   std::lock_guard<std::mutex> lock(mu_);
   auto h = std::make_unique<Handler>(std::move(handler));
   if (!rb_) {
@@ -24,7 +24,12 @@ Status RingBuffers::add(int map_fd, Handler handler) {
     return Error::from_errno("failed to add a ring buffer", err);
   }
   handlers_.push_back(std::move(h));
-  return {};
+  return handlers_.size() - 1;
+}
+
+void RingBuffers::disable(size_t token) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (token < handlers_.size()) *handlers_[token] = [](const void*, size_t) {};
 }
 
 int RingBuffers::poll(int timeout_ms) {

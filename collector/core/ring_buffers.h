@@ -23,9 +23,12 @@ class RingBuffers {
   RingBuffers(const RingBuffers&) = delete;
   RingBuffers& operator=(const RingBuffers&) = delete;
 
-  // Adds a ringbuf map; `handler` runs on the polling thread. The handler
-  // must stay valid until the manager is destroyed or remove() is called.
-  Status add(int map_fd, Handler handler);
+  // Adds a ringbuf map; `handler` runs on the polling thread. Returns a
+  // token for disable(). libbpf cannot remove a buffer from a ring_buffer,
+  // so a family that goes away disables its handler (its events are then
+  // consumed and ignored; the map lives on through the manager's mmap).
+  Result<size_t> add(int map_fd, Handler handler);
+  void disable(size_t token);
   // Waits up to timeout_ms for events on any buffer; returns events handled.
   int poll(int timeout_ms);
   bool empty() const { return handlers_.empty(); }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/doctor.h"
 #include "core/log.h"
 #include "targets/target_spec.h"
 
@@ -28,6 +29,7 @@ void ensure_tracefs() {
 
 Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
   ensure_tracefs();
+  if (auto st = require_bpf_features(); !st) return st.error();
   auto maps = SharedMaps::create(opts.map_sizes);
   if (!maps) return maps.error();
   std::unique_ptr<Session> s(new Session());

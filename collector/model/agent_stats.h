@@ -9,6 +9,8 @@
 #include <optional>
 #include <vector>
 
+#include "model/counters.h"
+#include "model/metrics.h"
 #include "model/runtime_reports.h"
 
 namespace tickprobe {
@@ -32,25 +34,21 @@ struct TargetStats {
   uint32_t pid = 0;
   std::string comm;
   bool alive = true;
-  double cpu_seconds = 0;                        // sampled: samples / frequency
-  std::map<std::string, double> offcpu_seconds;  // by state: R, S, D, other
   std::optional<RuntimeTargetStats> runtime;     // when the runtime or alloc families traced it
 };
 
 struct AgentStats {
   double uptime_seconds = 0;
-  uint32_t cpu_frequency = 0;
-  std::string cpu_event;
   std::vector<TargetStats> targets;  // alive ones, plus recently exited
   uint64_t targets_attached = 0;
   uint64_t targets_added = 0;
   uint64_t targets_removed = 0;
   uint64_t target_errors = 0;
   uint64_t drains = 0;
-  uint64_t cpu_samples = 0;
-  uint64_t offcpu_blocks = 0;
-  // family -> counter -> value, e.g. "profile" -> "stacks_full" -> 3.
-  std::map<std::string, std::map<std::string, uint64_t>> family_counters;
+  // Self-accounting per family (counters.def rows), e.g. "profile".
+  std::map<std::string, Counters> family_counters;
+  // What the families contribute to /metrics themselves.
+  MetricsSnapshot family_metrics;
   std::map<std::string, uint64_t> symbolizer;  // cache hits, misses, evictions ...
   std::map<std::string, uint64_t> unwind;      // rows used/capacity/dropped ...
   std::map<std::string, uint64_t> stacks;      // lookups, missing, pruned ...

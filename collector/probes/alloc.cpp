@@ -10,7 +10,7 @@
 #include <cstring>
 #include <set>
 
-#include "core/family_errors.h"
+#include "core/map_read.h"
 #include "core/log.h"
 #include "core/session.h"
 #include "targets/target_spec.h"
@@ -84,7 +84,7 @@ AllocProbe::~AllocProbe() {
   if (skel_) alloc_bpf__destroy(skel_);
 }
 
-Result<AllocAttachReport> AllocProbe::attach(uint32_t pid) {
+Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
   struct EntryPoint {
     const char* name;
     bpf_program* enter;
@@ -171,7 +171,14 @@ Result<AllocAttachReport> AllocProbe::attach(uint32_t pid) {
   return rep;
 }
 
-void AllocProbe::detach(uint32_t pid) { links_.erase(pid); }
+void AllocProbe::detach_process(uint32_t pid) { links_.erase(pid); }
+
+Status AllocProbe::attach(uint32_t pid) {
+  if (links_.count(pid)) return {};
+  auto rep = attach_process(pid);
+  if (!rep) return rep.error();
+  return {};
+}
 
 std::map<AllocStackKey, AllocStackTotals> AllocProbe::stack_totals() const {
   std::map<AllocStackKey, AllocStackTotals> out;
@@ -231,8 +238,10 @@ uint64_t AllocProbe::glibc_chunk_size(uint64_t bytes) {
   return sz < 32 ? 32 : sz;
 }
 
-std::map<std::string, uint64_t> AllocProbe::counters() const {
-  return read_family_errors(skel_->maps.errors);
+Counters AllocProbe::counters() const {
+  Counters c;
+  c.add_bpf(skel_->maps.errors);
+  return c;
 }
 
 double AllocProbe::estimate_count(double bytes, double count) const {
@@ -245,6 +254,21 @@ double AllocProbe::estimate_count(double bytes, double count) const {
 double AllocProbe::estimate_bytes(double bytes, double count) const {
   if (opts_.sample_bytes == 0 || count <= 0) return bytes;
   return estimate_count(bytes, count) * (bytes / count);
+}
+
+FamilySpec alloc_family_spec() {
+  return {"alloc", "allocator calls and outstanding allocations per stack (uprobes; a trap per call)", false,
+          {"sample_bytes", "allocator_prefix"},
+          [](Session& s, const FamilySettings& set) -> Result<std::unique_ptr<Family>> {
+            AllocOptions o;
+            auto sb = set.get_u64("sample_bytes", o.sample_bytes, 0, 1ull << 40);
+            if (!sb) return sb.error();
+            o.sample_bytes = *sb;
+            o.allocator_prefix = set.get_string("allocator_prefix", "");
+            auto p = AllocProbe::create(s, o);
+            if (!p) return p.error();
+            return std::unique_ptr<Family>(p.take());
+          }};
 }
 
 }  // namespace tickprobe

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/bpf_link.h"
+#include "core/family.h"
 #include "core/result.h"
 
 struct alloc_bpf;
@@ -52,7 +53,7 @@ struct AllocAttachReport {
   std::vector<std::string> missing;   // entry points found in no mapped binary
 };
 
-class AllocProbe {
+class AllocProbe : public Family {
  public:
   static Result<std::unique_ptr<AllocProbe>> create(Session& session, const AllocOptions& opts);
   ~AllocProbe();
@@ -62,8 +63,12 @@ class AllocProbe {
   // Uprobes on the allocator entry points of `pid` (the first mapped binary
   // that defines each one: the executable, then its libraries). The process
   // must already be a session target. Fails when malloc or free is missing.
-  Result<AllocAttachReport> attach(uint32_t pid);
-  void detach(uint32_t pid);
+  Result<AllocAttachReport> attach_process(uint32_t pid);
+  void detach_process(uint32_t pid);
+  // Family
+  const char* name() const override { return "alloc"; }
+  Status attach(uint32_t pid) override;
+  void detach(uint32_t pid) override { detach_process(pid); }
 
   // Per-stack totals since attach (read, not reset).
   std::map<AllocStackKey, AllocStackTotals> stack_totals() const;
@@ -74,7 +79,7 @@ class AllocProbe {
   std::map<uint64_t, uint64_t> untracked_frees(uint32_t tgid) const;
   // glibc's chunk size for a request of `bytes` (x86_64).
   static uint64_t glibc_chunk_size(uint64_t bytes);
-  std::map<std::string, uint64_t> counters() const;
+  Counters counters() const override;
   const AllocOptions& options() const { return opts_; }
 
   // Estimated real bytes behind sampled totals: with sampling mean S, an
@@ -92,5 +97,9 @@ class AllocProbe {
   std::vector<BpfLink> global_links_;
   std::map<uint32_t, std::vector<BpfLink>> links_;
 };
+
+// Registry entry (settings: sample_bytes, allocator_prefix). Off in the
+// agent unless enabled (--leaks): it costs a trap per allocator call.
+FamilySpec alloc_family_spec();
 
 }  // namespace tickprobe

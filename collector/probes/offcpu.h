@@ -4,10 +4,13 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 
+#include "core/family.h"
 #include "core/result.h"
+#include "core/stack_family.h"
 #include "model/stack_aggregate.h"
 
 struct offcpu_bpf;
@@ -30,26 +33,38 @@ struct OffCpuOptions {
 // Single-letter state names used as the "state" label: R, S, D, other.
 const char* offcpu_state_name(uint32_t state);
 
-class OffCpuProbe {
+class OffCpuProbe : public Family {
  public:
   static Result<std::unique_ptr<OffCpuProbe>> create(Session& session, const OffCpuOptions& opts);
   ~OffCpuProbe();
   OffCpuProbe(const OffCpuProbe&) = delete;
   OffCpuProbe& operator=(const OffCpuProbe&) = delete;
 
-  // Values: off-CPU nanoseconds, number of blocks. Label: state.
-  void drain(StackAggregate& agg);
+  const char* name() const override { return "offcpu"; }
+  // Moves what was recorded since the last drain to every subscriber
+  // (values: off-CPU nanoseconds, number of blocks; label: state) and into
+  // the per-process totals.
+  void drain() override;
+  void subscribe(StackAggregate* agg) { subs_.subscribe(agg); }
+  void unsubscribe(StackAggregate* agg) { subs_.unsubscribe(agg); }
+  void detach(uint32_t pid) override;
+  void metrics(MetricsSnapshot& out) const override;
   ProfileShape shape() const;
-  // "tp_btf" or "raw_tp": which sched_switch variant the feature probe chose.
-  const std::string& variant() const { return variant_; }
-  std::map<std::string, uint64_t> counters() const;
+  Counters counters() const override;
 
  private:
-  OffCpuProbe(const OffCpuOptions& o) : opts_(o) {}
+  OffCpuProbe(Session& s, const OffCpuOptions& o) : session_(s), opts_(o) {}
+  Session& session_;
   OffCpuOptions opts_;
-  offcpu_bpf* skel_ = nullptr;
-  std::string variant_;
+  SkeletonPtr<offcpu_bpf> skel_;
   uint64_t blocks_ = 0;
+  uint64_t drain_wait_timeouts_ = 0;
+  StackSubscribers subs_;
+  mutable std::mutex totals_mu_;
+  TargetTotals<std::map<std::string, double>> seconds_by_state_;
 };
+
+// Registry entry (settings: min_block_us, kernel_stacks, max_counts).
+FamilySpec offcpu_family_spec();
 
 }  // namespace tickprobe

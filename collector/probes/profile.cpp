@@ -7,7 +7,8 @@
 
 #include <cstring>
 
-#include "core/family_errors.h"
+#include "core/count_slots.h"
+#include "core/map_read.h"
 #include "core/log.h"
 #include "core/session.h"
 #include "bpf/include/profile.h"
@@ -50,16 +51,18 @@ Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& sessio
                  "use --frequency between 1 and 10000 Hz");
   std::unique_ptr<CpuProfileProbe> p(new CpuProfileProbe(session, opts));
 
-  // open -> configure -> load -> attach
-  p->skel_ = profile_bpf__open();
-  if (!p->skel_) return Error::from_errno("failed to open the profile BPF object", errno);
-  p->skel_->rodata->collect_kernel = opts.kernel_stacks;
-  bpf_map__set_max_entries(p->skel_->maps.counts_0, opts.max_counts);
-  bpf_map__set_max_entries(p->skel_->maps.counts_1, opts.max_counts);
-  if (auto st = session.maps().reuse_in(p->skel_->obj); !st) return st.error();
-  if (int err = profile_bpf__load(p->skel_))
-    return Error::from_errno("failed to load the profile BPF program", err,
-                             "run `tickprobe doctor`; rerun with -v for the verifier log");
+  // open -> configure -> load; attached per CPU below.
+  auto skel = load_skeleton(
+      session, "profile", TP_SKELETON_OPS(profile),
+      [&](profile_bpf* sk) -> Status {
+        sk->rodata->collect_kernel = opts.kernel_stacks;
+        bpf_map__set_max_entries(sk->maps.counts_0, opts.max_counts);
+        bpf_map__set_max_entries(sk->maps.counts_1, opts.max_counts);
+        return {};
+      },
+      /*attach=*/false);
+  if (!skel) return skel.error();
+  p->skel_ = skel.take();
 
   // Hardware cycles where the PMU exists; VMs often lack it: cpu-clock.
   bool use_hw = !opts.force_cpu_clock;
@@ -102,23 +105,52 @@ Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& sessio
 CpuProfileProbe::~CpuProfileProbe() {
   links_.clear();
   perf_fds_.clear();
-  if (skel_) profile_bpf__destroy(skel_);
 }
 
-void CpuProfileProbe::drain(StackAggregate& agg) {
-  // Flip first: new samples go to the other map while we read this one.
-  uint32_t slot = skel_->bss->active_slot;
-  skel_->bss->active_slot = slot ? 0 : 1;
-  int fd = bpf_map__fd(slot ? skel_->maps.counts_1 : skel_->maps.counts_0);
+void CpuProfileProbe::drain() {
+  // New samples go to the other map while we read this one (count_slots.h).
+  SlotFlip flip = flip_count_slot(&skel_->bss->active_slot, skel_->bss->slot_writers);
+  if (!flip.waited_out) drain_wait_timeouts_++;
+  int fd = bpf_map__fd(flip.drained_slot ? skel_->maps.counts_1 : skel_->maps.counts_0);
   const int64_t period = shape().period;
+  StackAggregate agg(2);
+  std::map<uint32_t, uint64_t> per_tgid;
   drain_hash_map<profile_key, uint64_t>(
       fd,
       [&](const profile_key& k, uint64_t v) {
         agg.add(StackAggKey::from_bpf(k.tgid, k.pid, k.user_stack, k.kernel_stack, k.comm, sizeof(k.comm)),
                 {static_cast<int64_t>(v), static_cast<int64_t>(v) * period});
         samples_ += v;
+        per_tgid[k.tgid] += v;
       },
       opts_.max_counts);
+  subs_.fan_out(agg);
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  for (const auto& [tgid, n] : per_tgid) cpu_seconds_.at(tgid) += static_cast<double>(n) / opts_.frequency;
+}
+
+void CpuProfileProbe::detach(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  cpu_seconds_.exited(pid);
+}
+
+void CpuProfileProbe::metrics(MetricsSnapshot& out) const {
+  auto info = metric_family("tickprobe_cpu_sampling_info", "CPU sampling setup (value is always 1).",
+                            MetricType::kGauge);
+  add_sample(info, {{"event", event_name_}, {"frequency_hz", std::to_string(opts_.frequency)}}, 1);
+  out.push_back(std::move(info));
+  auto samples = metric_family("tickprobe_cpu_samples_total", "CPU samples taken of traced threads.",
+                               MetricType::kCounter);
+  add_sample(samples, {}, static_cast<double>(samples_));
+  out.push_back(std::move(samples));
+  auto cpu = metric_family("tickprobe_target_cpu_seconds_total",
+                           "CPU time of a traced process, estimated from samples (samples / frequency).",
+                           MetricType::kCounter);
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  cpu_seconds_.for_each([&](uint32_t pid, double v, bool) {
+    add_sample(cpu, {{"pid", std::to_string(pid)}, {"comm", session_.process_name(pid)}}, v);
+  });
+  out.push_back(std::move(cpu));
 }
 
 ProfileShape CpuProfileProbe::shape() const {
@@ -130,10 +162,32 @@ ProfileShape CpuProfileProbe::shape() const {
   return s;
 }
 
-std::map<std::string, uint64_t> CpuProfileProbe::counters() const {
-  auto c = read_family_errors(skel_->maps.errors);
-  c["samples"] = samples_;
+Counters CpuProfileProbe::counters() const {
+  Counters c;
+  c.add_bpf(skel_->maps.errors);
+  c[TP_CTR_SAMPLES] = samples_;
+  c[TP_ERR_DRAIN_WAIT] += drain_wait_timeouts_;
   return c;
+}
+
+FamilySpec profile_family_spec() {
+  return {"profile", "CPU samples per thread and stack (perf_event)", true,
+          {"frequency", "kernel_stacks", "max_counts"},
+          [](Session& s, const FamilySettings& set) -> Result<std::unique_ptr<Family>> {
+            CpuProfileOptions o;
+            auto f = set.get_u64("frequency", o.frequency, 1, 10000);
+            if (!f) return f.error();
+            o.frequency = static_cast<uint32_t>(*f);
+            auto k = set.get_bool("kernel_stacks", o.kernel_stacks);
+            if (!k) return k.error();
+            o.kernel_stacks = *k;
+            auto m = set.get_u64("max_counts", o.max_counts, 1, 1u << 24);
+            if (!m) return m.error();
+            o.max_counts = static_cast<uint32_t>(*m);
+            auto p = CpuProfileProbe::create(s, o);
+            if (!p) return p.error();
+            return std::unique_ptr<Family>(p.take());
+          }};
 }
 
 }  // namespace tickprobe

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/bpf_link.h"
+#include "core/family.h"
+#include "core/stack_family.h"
 #include "core/result.h"
 #include "model/stack_aggregate.h"
 
@@ -25,19 +28,25 @@ struct CpuProfileOptions {
   uint32_t max_counts = 16384;   // distinct (thread, stack) slots per interval
 };
 
-class CpuProfileProbe {
+class CpuProfileProbe : public Family {
  public:
   static Result<std::unique_ptr<CpuProfileProbe>> create(Session& session, const CpuProfileOptions& opts);
   ~CpuProfileProbe();
   CpuProfileProbe(const CpuProfileProbe&) = delete;
   CpuProfileProbe& operator=(const CpuProfileProbe&) = delete;
 
-  // Moves the counts gathered since the last drain into agg (value: samples).
-  void drain(StackAggregate& agg);
+  const char* name() const override { return "profile"; }
+  // Moves the counts gathered since the last drain to every subscriber
+  // (values: samples, CPU ns) and into the per-process CPU totals.
+  void drain() override;
+  void subscribe(StackAggregate* agg) { subs_.subscribe(agg); }
+  void unsubscribe(StackAggregate* agg) { subs_.unsubscribe(agg); }
+  void detach(uint32_t pid) override;
+  void metrics(MetricsSnapshot& out) const override;
   // "cycles" or "cpu-clock".
   const std::string& event_name() const { return event_name_; }
   uint32_t frequency() const { return opts_.frequency; }
-  std::map<std::string, uint64_t> counters() const;
+  Counters counters() const override;
   // The profile's shape: samples and CPU nanoseconds (samples * period).
   ProfileShape shape() const;
 
@@ -45,11 +54,18 @@ class CpuProfileProbe {
   CpuProfileProbe(Session& s, const CpuProfileOptions& o) : session_(s), opts_(o) {}
   Session& session_;
   CpuProfileOptions opts_;
-  profile_bpf* skel_ = nullptr;
+  SkeletonPtr<profile_bpf> skel_;
   std::vector<UniqueFd> perf_fds_;
   std::vector<BpfLink> links_;
   std::string event_name_;
   uint64_t samples_ = 0;
+  uint64_t drain_wait_timeouts_ = 0;
+  StackSubscribers subs_;
+  mutable std::mutex totals_mu_;
+  TargetTotals<double> cpu_seconds_;
 };
+
+// Registry entry (settings: frequency, kernel_stacks, max_counts).
+FamilySpec profile_family_spec();
 
 }  // namespace tickprobe

@@ -7,84 +7,78 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/family_errors.h"
+#include "core/map_read.h"
 #include "core/log.h"
+#include "targets/target_spec.h"
 #include "core/session.h"
 #include "bpf/include/runtime.h"
 #include "runtime.skel.h"
 
 namespace tickprobe {
 
-namespace {
-
-Result<runtime_bpf*> open_and_load(Session& session, const RuntimeOptions& o, bool use_btf) {
-  runtime_bpf* skel = runtime_bpf__open();
-  if (!skel) return Error::from_errno("failed to open the runtime BPF object", errno);
-  skel->rodata->coro_stacks = o.coro_stacks;
-  skel->rodata->pause_stacks = o.pause_stacks;
-  bpf_map__set_max_entries(skel->maps.coros, o.max_coroutines);
-  bool ticks = o.ticks && o.description.has_ticks();
-  bpf_program__set_autoload(skel->progs.rt_sched_switch_btf, ticks && use_btf);
-  bpf_program__set_autoload(skel->progs.rt_sched_switch_raw, ticks && !use_btf);
-  bpf_program__set_autoload(skel->progs.rt_thread_exit, use_btf);
-  if (auto st = session.maps().reuse_in(skel->obj); !st) {
-    runtime_bpf__destroy(skel);
-    return st.error();
-  }
-  if (int err = runtime_bpf__load(skel)) {
-    runtime_bpf__destroy(skel);
-    return Error::from_errno("failed to load the runtime BPF program", err,
-                             "run `tickprobe doctor`; rerun with -v for the verifier log");
-  }
-  return skel;
-}
-
-}  // namespace
-
 Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, const RuntimeOptions& opts) {
-  std::unique_ptr<RuntimeProbe> p(new RuntimeProbe(opts));
-  auto skel = open_and_load(session, opts, /*use_btf=*/true);
-  if (!skel) {
-    TP_LOG_DEBUG("runtime family with tp_btf failed (%s); trying raw_tp", skel.error().message.c_str());
-    skel = open_and_load(session, opts, /*use_btf=*/false);
-  }
+  std::unique_ptr<RuntimeProbe> p(new RuntimeProbe(session, opts));
+  bool ticks = opts.ticks && opts.description.has_ticks();
+  auto skel = load_skeleton(
+      session, "runtime", TP_SKELETON_OPS(runtime),
+      [&](runtime_bpf* sk) -> Status {
+        sk->rodata->coro_stacks = opts.coro_stacks;
+        sk->rodata->pause_stacks = opts.pause_stacks;
+        bpf_map__set_max_entries(sk->maps.coros, opts.max_coroutines);
+        bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks);
+        return {};
+      },
+      /*attach=*/false);
   if (!skel) return skel.error();
-  p->skel_ = skel.value();
+  p->skel_ = skel.take();
   p->skel_->bss->frame_event_min_ns = opts.frame_event_min_ns;
   p->skel_->bss->pause_event_min_ns = opts.pause_event_min_ns;
-  for (bpf_program* prog : {p->skel_->progs.rt_sched_switch_btf, p->skel_->progs.rt_sched_switch_raw,
-                            p->skel_->progs.rt_thread_exit}) {
+  for (bpf_program* prog : {p->skel_->progs.rt_sched_switch_btf, p->skel_->progs.rt_thread_exit}) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_link* l = bpf_program__attach(prog);
-    if (!l)
-      return Error::from_errno(std::string("failed to attach ") + bpf_program__name(prog), errno,
-                               "is tracefs mounted? run `tickprobe doctor`");
+    if (!l) return family_attach_error("runtime", -errno);
     p->global_links_.emplace_back(l);
   }
-  p->rb_ = ring_buffer__new(bpf_map__fd(p->skel_->maps.events), &RuntimeProbe::on_event, p.get(), nullptr);
-  if (!p->rb_) return Error::from_errno("failed to set up the runtime event ring buffer", errno);
+  RuntimeProbe* self = p.get();
+  auto tok = session.ringbufs().add(bpf_map__fd(p->skel_->maps.events),
+                                    [self](const void* data, size_t size) { self->handle_event(data, size); });
+  if (!tok) return tok.error();
+  p->ringbuf_token_ = *tok;
   return p;
 }
 
 RuntimeProbe::~RuntimeProbe() {
+  session_.ringbufs().disable(ringbuf_token_);
   links_.clear();
   global_links_.clear();
-  if (rb_) ring_buffer__free(rb_);
-  if (skel_) runtime_bpf__destroy(skel_);
+}
+
+Status RuntimeProbe::attach(uint32_t pid) {
+  if (attached_to(pid) || binary_attached(process_exe(pid))) return {};
+  auto rep = attach_process(pid);
+  if (!rep) return rep.error();
+  return {};
+}
+
+void RuntimeProbe::detach(uint32_t pid) {
+  detach_process(pid);
+  forget(pid);
 }
 
 Result<RuntimeAttachReport> RuntimeProbe::attach_process(uint32_t pid) {
   std::string binary = opts_.description.binary;
   if (binary.empty()) binary = "/proc/" + std::to_string(pid) + "/exe";
   else if (binary[0] == '/') binary = "/proc/" + std::to_string(pid) + "/root" + binary;
-  return attach(static_cast<int>(pid), binary);
+  return attach_links(static_cast<int>(pid), binary);
 }
 
 Result<RuntimeAttachReport> RuntimeProbe::attach_binary(const std::string& path) {
-  return attach(-1, path);
+  auto rep = attach_links(-1, path);
+  if (rep) binaries_.insert(path);
+  return rep;
 }
 
-Result<RuntimeAttachReport> RuntimeProbe::attach(int pid, const std::string& binary) {
+Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::string& binary) {
   RuntimeAttachReport rep;
   rep.binary = binary;
   const auto& d = opts_.description;
@@ -138,10 +132,6 @@ void RuntimeProbe::detach_process(uint32_t pid) {
   forget(pid);
 }
 
-int RuntimeProbe::on_event(void* ctx, void* data, size_t size) {
-  static_cast<RuntimeProbe*>(ctx)->handle_event(data, size);
-  return 0;
-}
 
 void RuntimeProbe::handle_event(const void* data, size_t size) {
   if (size < sizeof(uint32_t)) return;
@@ -194,10 +184,7 @@ void RuntimeProbe::handle_event(const void* data, size_t size) {
   }
 }
 
-int RuntimeProbe::poll(int timeout_ms) {
-  int n = ring_buffer__poll(rb_, timeout_ms);
-  return n < 0 ? 0 : n;
-}
+int RuntimeProbe::poll(int timeout_ms) { return session_.ringbufs().poll(timeout_ms); }
 
 std::string RuntimeProbe::series_name(uint32_t kind) const {
   switch (kind) {
@@ -277,11 +264,29 @@ void RuntimeProbe::forget(uint32_t tgid) {
   erase_if(bpf_map__fd(skel_->maps.hists), rt_hist_key{}, [&](const rt_hist_key& k) { return k.tgid == tgid; });
 }
 
-std::map<std::string, uint64_t> RuntimeProbe::counters() const {
-  auto c = read_family_errors(skel_->maps.errors);
-  c["frame_events"] = frames_;
-  c["pause_events"] = pauses_;
+Counters RuntimeProbe::counters() const {
+  Counters c;
+  c.add_bpf(skel_->maps.errors);
+  c[TP_CTR_FRAME_EVENTS] = frames_;
+  c[TP_CTR_PAUSE_EVENTS] = pauses_;
   return c;
+}
+
+FamilySpec runtime_family_spec() {
+  return {"runtime", "coroutines, ticks, pauses and hitches from the runtime's probes (USDT)", true,
+          {"description", "trace_resume"},
+          [](Session& s, const FamilySettings& set) -> Result<std::unique_ptr<Family>> {
+            RuntimeOptions o;
+            auto d = runtime_description_from_arg(set.get_string("description", "tickgame"));
+            if (!d) return d.error();
+            o.description = d.take();
+            auto tr = set.get_bool("trace_resume", o.trace_resume);
+            if (!tr) return tr.error();
+            o.trace_resume = *tr;
+            auto p = RuntimeProbe::create(s, o);
+            if (!p) return p.error();
+            return std::unique_ptr<Family>(p.take());
+          }};
 }
 
 }  // namespace tickprobe

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/bpf_link.h"
+#include "core/family.h"
 #include "core/result.h"
 #include "model/hitch.h"
 #include "model/histogram.h"
@@ -17,7 +19,6 @@
 #include "runtime/runtime_description.h"
 
 struct runtime_bpf;
-struct ring_buffer;
 
 namespace tickprobe {
 
@@ -66,7 +67,7 @@ struct RuntimeAttachReport {
   std::vector<std::string> missing;   // described but not in the binary
 };
 
-class RuntimeProbe {
+class RuntimeProbe : public Family {
  public:
   static Result<std::unique_ptr<RuntimeProbe>> create(Session& session, const RuntimeOptions& opts);
   ~RuntimeProbe();
@@ -82,8 +83,15 @@ class RuntimeProbe {
   Result<RuntimeAttachReport> attach_binary(const std::string& path);
   void detach_process(uint32_t pid);
   bool attached_to(uint32_t pid) const { return links_.count(static_cast<int>(pid)) > 0; }
+  bool binary_attached(const std::string& path) const { return binaries_.count(path) > 0; }
 
-  // Delivers frame and pause events to the handlers; returns events handled.
+  // Family: a target's probes (unless its binary is attached as a whole).
+  const char* name() const override { return "runtime"; }
+  Status attach(uint32_t pid) override;
+  void detach(uint32_t pid) override;
+
+  // Delivers pending events of every family's ring buffer (the session's);
+  // frame and pause events go to the handlers below.
   int poll(int timeout_ms);
   void on_frame(std::function<void(const FrameRecord&)> fn) { frame_fn_ = std::move(fn); }
   void on_pause(std::function<void(const PauseRecord&)> fn) { pause_fn_ = std::move(fn); }
@@ -93,7 +101,7 @@ class RuntimeProbe {
   std::vector<LiveCoroutine> live_coroutines(uint32_t tgid = 0, size_t max = 1u << 20) const;
   // Drops what the kernel keeps about an exited process.
   void forget(uint32_t tgid);
-  std::map<std::string, uint64_t> counters() const;
+  Counters counters() const override;
   const RuntimeDescription& description() const { return opts_.description; }
   const RuntimeOptions& options() const { return opts_; }
 
@@ -101,19 +109,23 @@ class RuntimeProbe {
   std::string series_name(uint32_t kind) const;
 
  private:
-  RuntimeProbe(const RuntimeOptions& o) : opts_(o) {}
-  Result<RuntimeAttachReport> attach(int pid, const std::string& binary);
-  static int on_event(void* ctx, void* data, size_t size);
+  RuntimeProbe(Session& s, const RuntimeOptions& o) : session_(s), opts_(o) {}
+  Result<RuntimeAttachReport> attach_links(int pid, const std::string& binary);
   void handle_event(const void* data, size_t size);
 
+  Session& session_;
   RuntimeOptions opts_;
-  runtime_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  SkeletonPtr<runtime_bpf> skel_;
+  size_t ringbuf_token_ = 0;
+  std::set<std::string> binaries_;  // attached for every process that runs them
   std::vector<BpfLink> global_links_;         // sched_switch, thread exit
   std::map<int, std::vector<BpfLink>> links_;  // pid (-1: whole binaries) -> USDT links
   std::function<void(const FrameRecord&)> frame_fn_;
   std::function<void(const PauseRecord&)> pause_fn_;
   uint64_t frames_ = 0, pauses_ = 0;
 };
+
+// Registry entry (settings: description = tickgame | FILE.json, trace_resume).
+FamilySpec runtime_family_spec();
 
 }  // namespace tickprobe

@@ -9,10 +9,10 @@
 #include <memory>
 #include <string>
 
+#include "core/family.h"
 #include "core/result.h"
 
 struct targets_bpf;
-struct ring_buffer;
 
 namespace tickprobe {
 
@@ -26,7 +26,8 @@ struct ProcessEvent {
   std::string filename;  // exec only
 };
 
-class TargetWatcher {
+// Not optional, so not in the registry: every agent runs one.
+class TargetWatcher : public Family {
  public:
   using Callback = std::function<void(const ProcessEvent&)>;
   static Result<std::unique_ptr<TargetWatcher>> create(Session& session, Callback cb);
@@ -34,16 +35,16 @@ class TargetWatcher {
   TargetWatcher(const TargetWatcher&) = delete;
   TargetWatcher& operator=(const TargetWatcher&) = delete;
 
-  // Delivers pending events; waits up to timeout_ms for the first one.
-  int poll(int timeout_ms);
-  std::map<std::string, uint64_t> counters() const;
+  const char* name() const override { return "targets"; }
+  Counters counters() const override;
 
  private:
-  explicit TargetWatcher(Callback cb) : cb_(std::move(cb)) {}
-  static int on_event(void* ctx, void* data, size_t size);
+  TargetWatcher(Session& s, Callback cb) : session_(s), cb_(std::move(cb)) {}
+  void on_event(const void* data, size_t size);
+  Session& session_;
   Callback cb_;
-  targets_bpf* skel_ = nullptr;
-  ring_buffer* rb_ = nullptr;
+  SkeletonPtr<targets_bpf> skel_;
+  size_t ringbuf_token_ = 0;
   uint64_t events_ = 0;
 };
 

@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/watch.h"
 #include "targets/target_spec.h"
 
 namespace tickprobe {
@@ -26,31 +27,27 @@ Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
   return s;
 }
 
-// Runs the watch loop: calls tick() every interval and poll() in between,
-// until the duration is over, the stop flag is set or the target exits.
+// The shared watch loop (core/watch.h) for one process: ends at the
+// duration, on stop, or when the process exits.
 void watch(const HuntCommon& c, Session& session, const std::function<void(int)>& poll,
            const std::function<std::string(double)>& tick) {
-  using clock = std::chrono::steady_clock;
-  auto start = clock::now();
-  auto interval = std::chrono::duration<double>(c.interval_s);
-  auto next = start + std::chrono::duration_cast<clock::duration>(interval);
-  for (;;) {
-    double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-    bool done = (c.duration_s > 0 && elapsed >= c.duration_s) || (c.stop && c.stop->load());
+  WatchLoop loop;
+  loop.duration_s = c.duration_s;
+  loop.interval_s = c.interval_s;
+  loop.stop = c.stop;
+  loop.gone = [&] {
     bool gone = process_comm(c.pid).empty();
-    if (done || gone) {
-      if (gone) TP_LOG_WARN("process %u exited; reporting what was recorded", c.pid);
-      break;
-    }
-    poll(50);
-    if (clock::now() >= next) {
-      std::string line = tick(std::chrono::duration<double>(clock::now() - start).count());
-      session.refresh_targets();
-      session.stacks().prune_if_needed();
-      if (c.on_progress) c.on_progress({elapsed, c.duration_s, line});
-      next += std::chrono::duration_cast<clock::duration>(interval);
-    }
-  }
+    if (gone) TP_LOG_WARN("process %u exited; reporting what was recorded", c.pid);
+    return gone;
+  };
+  loop.poll = poll;
+  loop.tick = [&](double elapsed) {
+    std::string line = tick(elapsed);
+    session.refresh_targets();
+    session.stacks().prune_if_needed();
+    if (c.on_progress) c.on_progress({elapsed, c.duration_s, line});
+  };
+  run_watch_loop(loop);
 }
 
 LatencySummary summarize(const LatencyHistogram& h) {
@@ -118,7 +115,7 @@ CoroReport build_coro_report(RuntimeProbe& probe, Session& session, uint32_t pid
   if (r.groups.size() > top) r.groups.resize(top);
   for (auto& g : r.groups)
     g.stack = g.adopted ? StackView{0, {"[created before tickprobe attached]"}} : view_stack(session, pid, g.stack.hash);
-  r.counters = probe.counters();
+  r.counters = probe.counters().to_map(true);
   if (r.counts.destroyed_untracked)
     r.notes.push_back(std::to_string(r.counts.destroyed_untracked) +
                       " coroutines created before tickprobe attached were destroyed during the run; coroutines created "
@@ -204,7 +201,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
           std::snprintf(buf, sizeof(buf), "ticks %llu  hitches %llu  pauses seen %llu",
                         it == procs.end() ? 0ull : static_cast<unsigned long long>(it->second.frames),
                         it == procs.end() ? 0ull : static_cast<unsigned long long>(it->second.hitches),
-                        static_cast<unsigned long long>(p.counters()["pause_events"]));
+                        static_cast<unsigned long long>(p.counters()[TP_CTR_PAUSE_EVENTS]));
           return std::string(buf);
         });
   while (p.poll(0) > 0) {
@@ -235,7 +232,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
     if (r.worst_hitches.size() > o.top) r.worst_hitches.resize(o.top);
   }
   for (const auto& pr : worst) r.worst_pauses.push_back({pr, view_stack(s, o.common.pid, pr.user_stack)});
-  r.counters = p.counters();
+  r.counters = p.counters().to_map(true);
   for (const auto& m : rep->missing) r.notes.push_back("probe not found: " + m);
   if (o.runtime.has_ticks() && r.frames == 0)
     r.notes.push_back("no tick frames seen: is the tick probe firing (" + o.runtime.tick_begin.describe() + ")?");
@@ -251,7 +248,7 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   auto probe = AllocProbe::create(s, o.alloc);
   if (!probe) return probe.error();
   AllocProbe& ap = **probe;
-  auto rep = ap.attach(o.common.pid);
+  auto rep = ap.attach_process(o.common.pid);
   if (!rep) return rep.error();
   std::unique_ptr<RuntimeProbe> rt;
   std::optional<RuntimeAttachReport> rt_rep;
@@ -279,8 +276,8 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
           char buf[200];
           std::snprintf(buf, sizeof(buf), "outstanding %.1f MiB  stacks %zu  leak suspects %zu  allocs %llu  dropped %llu",
                         total / 1048576.0, tracker.stacks(), tracker.suspects(),
-                        static_cast<unsigned long long>(c["alloc_calls"]),
-                        static_cast<unsigned long long>(c["tracking_map_full"] + c["counts_full"]));
+                        static_cast<unsigned long long>(c[TP_CTR_ALLOC_CALLS]),
+                        static_cast<unsigned long long>(c[TP_ERR_TRACK_FULL] + c[TP_ERR_COUNTS_FULL]));
           return std::string(buf);
         });
   if (elapsed > tracker.last_sample_s() + 0.2) tracker.sample(elapsed);
@@ -288,7 +285,7 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   LeakReport r = tracker.report(elapsed, o.top);
   r.interval_s = o.common.interval_s;
   r.attached = rep->attached;
-  r.counters = ap.counters();
+  r.counters = ap.counters().to_map(true);
   if (r.counters["tracking_map_full"])
     r.notes.push_back(std::to_string(r.counters["tracking_map_full"]) +
                       " allocations were not tracked because the allocation map was full (raise --max-tracked or "

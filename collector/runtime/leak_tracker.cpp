@@ -163,7 +163,7 @@ LeakReport LeakTracker::report(double elapsed_s, size_t top) {
       ls.stack = view_stack(session_, pid_, ls.stack.hash);
       ls.site = allocation_site(ls.stack.frames);
     }
-  r.counters = probe_.counters();
+  r.counters = probe_.counters().to_map(true);
   return r;
 }
 

@@ -377,25 +377,54 @@ TEST(RuntimeE2E, LongGcPausesAreTheDominantCauseOfHitches) {
   const json& worst = r["worst_hitches"][0];
   std::string hitches;
   for (const auto& h : r["worst_hitches"]) hitches += "  " + h["summary"].get<std::string>() + "\n";
-  EXPECT_EQ(worst["dominant_cause"], "gc") << hitches;
-  EXPECT_EQ(worst["parts"][0]["cause"], "gc") << hitches;
-  EXPECT_NE(worst["summary"].get<std::string>().find("GC"), std::string::npos);
-  // GC is the most common cause of hitches.
-  std::string top_cause;
-  std::uint64_t top_n = 0;
-  for (const auto& [cause, n] : r["hitches_by_cause"].items()) {
-    if (n.get<std::uint64_t>() > top_n) {
-      top_n = n.get<std::uint64_t>();
-      top_cause = cause;
+  // What attribution guarantees, whatever else the machine is doing:
+  //  - every frame's parts add up to the frame;
+  //  - the dominant cause is the largest non-idle part;
+  //  - every frame that holds a GC pause longer than the budget (the GC
+  //    pauses are ground truth: check_gc_pauses compares them with /stats)
+  //    is a hitch whose GC part is exactly that pause, and it is blamed on
+  //    GC unless another non-idle part is larger still (on a loaded machine
+  //    a frame can also carry tens of ms of CPU or run-queue wait; the cause
+  //    is then that part, which is right).
+  std::map<std::uint64_t, double> gc_in_tick;  // tick -> GC pause ns in that frame
+  for (const auto& wp : r["worst_pauses"])
+    if (wp["kind"] == "gc") gc_in_tick[wp["tick"].get<std::uint64_t>()] += wp["duration_ns"].get<double>();
+  std::map<std::uint64_t, const json*> hitch_of_tick;
+  for (const auto& h : r["worst_hitches"]) {
+    hitch_of_tick[h["tick"].get<std::uint64_t>()] = &h;
+    double sum = 0, largest = 0;
+    std::string largest_cause;
+    for (const auto& part : h["parts"]) {
+      sum += part["ns"].get<double>();
+      if (!part["idle"].get<bool>() && part["ns"].get<double>() > largest) {
+        largest = part["ns"].get<double>();
+        largest_cause = part["cause"];
+      }
+    }
+    EXPECT_NEAR(sum, h["frame_ns"].get<double>(), 1e3) << h["summary"];
+    EXPECT_EQ(h["dominant_cause"], largest_cause) << h["summary"];
+  }
+  ASSERT_LT(r["worst_hitches"].size(), 200u) << "raise --top: every hitch must be listed";
+  size_t long_gc_frames = 0, blamed_on_gc = 0;
+  for (const auto& [tick, ns] : gc_in_tick) {
+    if (ns <= 50e6) continue;
+    long_gc_frames++;
+    auto it = hitch_of_tick.find(tick);
+    ASSERT_NE(it, hitch_of_tick.end()) << "tick " << tick << " held a " << ns / 1e6 << " ms GC pause\n" << hitches;
+    const json& h = *it->second;
+    double gc_part = 0, other_max = 0;
+    for (const auto& part : h["parts"]) {
+      if (part["cause"] == "gc") gc_part += part["ns"].get<double>();
+      else if (!part["idle"].get<bool>()) other_max = std::max(other_max, part["ns"].get<double>());
+    }
+    EXPECT_NEAR(gc_part, ns, 0.001 * ns + 1e3) << h["summary"];
+    if (gc_part >= other_max) {
+      EXPECT_EQ(h["dominant_cause"], "gc") << h["summary"];
+      blamed_on_gc++;
     }
   }
-  EXPECT_EQ(top_cause, "gc") << r["hitches_by_cause"].dump();
-  // The GC part of the worst hitch is the GC pause that ran in that frame.
-  double pause_in_frame = 0;
-  for (const auto& wp : r["worst_pauses"])
-    if (wp["kind"] == "gc" && wp["tick"] == worst["tick"]) pause_in_frame += wp["duration_ns"].get<double>();
-  EXPECT_NEAR(worst["parts"][0]["ns"].get<double>(), pause_in_frame, 0.001 * pause_in_frame + 1e3)
-      << "tick " << worst["tick"];
+  ASSERT_GT(long_gc_frames, 0u) << "no GC pause over the budget: the fault did not work";
+  EXPECT_GE(r["hitches_by_cause"].value("gc", 0u), blamed_on_gc) << r["hitches_by_cause"].dump();
   std::printf("worst hitch: %s\n", worst["summary"].get<std::string>().c_str());
 
   check_gc_pauses(pauses, log);

@@ -1,6 +1,4 @@
-#include "core/counters.h"
-
-#include "core/shared_maps.h"
+#include "model/counters.h"
 
 namespace tickprobe {
 
@@ -28,10 +26,8 @@ const CounterInfo& counter_info(uint32_t id) {
   return id < TP_COUNTER_MAX ? kTable[id] : kUnknown;
 }
 
-void Counters::add_bpf(const bpf_map* errors_map) {
-  if (!errors_map) return;
-  auto vals = read_percpu_counters(bpf_map__fd(errors_map), TP_COUNTER_MAX);
-  for (uint32_t i = 0; i < TP_COUNTER_MAX && i < vals.size(); i++) v_[i] += vals[i];
+void Counters::add_values(const std::vector<uint64_t>& values) {
+  for (size_t i = 0; i < v_.size() && i < values.size(); i++) v_[i] += values[i];
 }
 
 Counters& Counters::operator+=(const Counters& o) {
@@ -49,7 +45,7 @@ uint64_t Counters::drops() const {
 std::map<std::string, uint64_t> Counters::to_map(bool include_zeros) const {
   std::map<std::string, uint64_t> out;
   for (const auto& c : kTable)
-    if (include_zeros || v_[c.id]) out[c.name] = v_[c.id];
+    if (v_[c.id] || (include_zeros && c.kind == CounterKind::kDrop)) out[c.name] = v_[c.id];
   return out;
 }
 

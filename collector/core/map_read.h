@@ -1,5 +1,5 @@
-// Reading a family's self-accounting counters (the per-CPU `errors` map,
-// enum tp_error_counter in bpf/include/unwind.h) under stable names.
+// Reading BPF hash maps from user space: walk them, or drain them (read and
+// delete) for the families' alternating count maps (core/count_slots.h).
 #pragma once
 
 #include <cstdint>
@@ -11,11 +11,6 @@
 #include <bpf/bpf.h>
 
 namespace tickprobe {
-
-// Counter name for each enum tp_error_counter value, e.g. "stacks_full".
-const char* error_counter_name(uint32_t which);
-// All counters of the errors map of `obj` (zeros included).
-std::map<std::string, uint64_t> read_family_errors(const bpf_map* errors_map);
 
 // Calls fn(key, value) for every entry of a BPF hash map, without deleting
 // (entries added or removed meanwhile may or may not be seen).

@@ -9,10 +9,11 @@
 #include <map>
 #include <span>
 #include <string>
-
-#include <bpf/libbpf.h>
+#include <vector>
 
 #include "bpf/include/unwind.h"
+
+struct bpf_map;
 
 namespace tickprobe {
 
@@ -35,12 +36,16 @@ class Counters {
   uint64_t& operator[](tp_counter id) { return v_[id]; }
   uint64_t operator[](tp_counter id) const { return v_[id]; }
   uint64_t get(uint32_t id) const { return id < v_.size() ? v_[id] : 0; }
-  // Adds the per-CPU sums of a family's BPF `errors` array (may be null).
+  // Adds the per-CPU sums of a family's BPF `errors` array (may be null);
+  // defined in collector/core/bpf_counters.cpp.
   void add_bpf(const bpf_map* errors_map);
+  // Adds values[i] to counter i.
+  void add_values(const std::vector<uint64_t>& values);
   Counters& operator+=(const Counters& o);
   // Dropped events in all (the DROP rows).
   uint64_t drops() const;
-  // name -> value for reports; zeros only when asked.
+  // name -> value for reports: the non-zero counters, plus every drop
+  // counter (zeros too) when include_zeros, so "0 dropped" is explicit.
   std::map<std::string, uint64_t> to_map(bool include_zeros = false) const;
 
  private:
