@@ -494,12 +494,13 @@ static __always_inline __u32 fd_kind(struct task_struct *task, long fd)
 	}
 }
 
-static __always_inline __u32 block_reason(struct task_struct *prev, bool preempt)
+static __always_inline __u32 block_reason(struct task_struct *prev, bool preempt, __u32 *fd_plus1)
 {
 	struct pt_regs *regs;
-	long nr;
-	__u32 state = preempt ? OFFCPU_RUNNABLE : task_state(prev);
+	long nr, fd;
+	__u32 kind, state = preempt ? OFFCPU_RUNNABLE : task_state(prev);
 
+	*fd_plus1 = 0;
 	if (state == OFFCPU_RUNNABLE)
 		return RT_REASON(OFFCPU_RUNNABLE, RT_FD_NONE, 0);
 	regs = (struct pt_regs *)bpf_task_pt_regs(prev);
@@ -508,18 +509,27 @@ static __always_inline __u32 block_reason(struct task_struct *prev, bool preempt
 	nr = BPF_CORE_READ(regs, orig_ax);
 	if (nr < 0 || nr > 0xfffe)
 		return RT_REASON(state, RT_FD_NONE, 0);
-	return RT_REASON(state, fd_syscall(nr) ? fd_kind(prev, BPF_CORE_READ(regs, di)) : RT_FD_NONE, nr + 1);
+	if (!fd_syscall(nr))
+		return RT_REASON(state, RT_FD_NONE, nr + 1);
+	fd = BPF_CORE_READ(regs, di);
+	kind = fd_kind(prev, fd);
+	/* The socket is kept so user space can name the peer that blocked
+	 * the tick (hitch attribution). */
+	if (kind == RT_FD_SOCKET && fd >= 0 && fd < 0x7fffffff)
+		*fd_plus1 = (__u32)fd + 1;
+	return RT_REASON(state, kind, nr + 1);
 }
 
-static __always_inline void add_reason(struct rt_thread *t, __u32 reason, __u64 ns)
+static __always_inline void add_reason(struct rt_thread *t, __u32 reason, __u32 fd_plus1, __u64 ns)
 {
 	for (int i = 0; i < RT_MAX_REASONS; i++) {
-		if (t->reasons[i].reason == reason && t->reasons[i].ns) {
+		if (t->reasons[i].reason == reason && t->reasons[i].fd_plus1 == fd_plus1 && t->reasons[i].ns) {
 			t->reasons[i].ns += ns;
 			return;
 		}
 		if (t->reasons[i].ns == 0) {
 			t->reasons[i].reason = reason;
+			t->reasons[i].fd_plus1 = fd_plus1;
 			t->reasons[i].ns = ns;
 			return;
 		}
@@ -538,7 +548,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 		/* Off-CPU time inside a pause is part of the pause. */
 		if (t && t->frame_start_ns && !t->open_pauses) {
 			t->off_start_ns = bpf_ktime_get_ns();
-			t->off_reason = block_reason(prev, preempt);
+			t->off_reason = block_reason(prev, preempt, &t->off_fd_plus1);
 		}
 	}
 	if (next_pid) {
@@ -546,7 +556,7 @@ static __always_inline int on_switch(bool preempt, struct task_struct *prev, str
 		if (t && t->off_start_ns) {
 			now = bpf_ktime_get_ns();
 			if (t->frame_start_ns && now > t->off_start_ns && t->off_start_ns >= t->frame_start_ns)
-				add_reason(t, t->off_reason, now - t->off_start_ns);
+				add_reason(t, t->off_reason, t->off_fd_plus1, now - t->off_start_ns);
 			t->off_start_ns = 0;
 		}
 	}

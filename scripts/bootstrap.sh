@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by tests and benchmarks
   python3 python3-yaml prometheus golang-go bpftrace curl jq procps iproute2 binutils libxml2-utils nodejs
+  # other allocators and disassembly (allocator interposition tests, RET-placed probes), load for the under-load run
+  libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libcapstone-dev stress-ng
 )
 
 missing=()

@@ -107,7 +107,7 @@ struct rt_name_counts {
 
 struct rt_reason_ns {
 	__u32 reason;
-	__u32 pad;
+	__u32 fd_plus1; /* the socket the syscall blocked on, + 1 (0 = none) */
 	__u64 ns;
 };
 
@@ -125,7 +125,7 @@ struct rt_thread {
 	__u64 frame_pause_ns[RT_MAX_PAUSE_KINDS];
 	__u64 off_start_ns;    /* 0 = on CPU (or off-CPU inside a pause) */
 	__u32 off_reason;
-	__u32 pad;
+	__u32 off_fd_plus1;    /* socket fd + 1 of the blocking syscall (0 = none) */
 	__u64 frame_off_other_ns; /* off-CPU time that did not fit in reasons[] */
 	struct rt_reason_ns reasons[RT_MAX_REASONS];
 };

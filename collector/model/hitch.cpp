@@ -80,7 +80,15 @@ std::vector<HitchPart> attribute_frame(const FrameRecord& f) {
   for (const auto& [kind, ns] : f.pause_ns) add(kind, kind == "gc" ? "GC" : kind, ns, false);
   for (const auto& [code, ns] : f.offcpu_ns) {
     BlockReason r = describe_block_reason(code);
-    add(r.cause, r.label, ns, r.idle);
+    uint64_t named = 0;
+    for (const auto& sb : f.socket_blocks) {
+      if (sb.reason != code || r.idle) continue;
+      uint64_t part = std::min(sb.ns, ns - named);
+      named += part;
+      std::string who = sb.peer.empty() ? "" : " to " + sb.peer;
+      add(r.cause, r.label + who + " (fd " + std::to_string(sb.fd) + ")", part, r.idle);
+    }
+    add(r.cause, r.label, ns - named, r.idle);
   }
   add("offcpu_other", "off-CPU (other reasons)", f.off_other_ns, false);
   uint64_t cpu = f.frame_ns > accounted ? f.frame_ns - accounted : 0;

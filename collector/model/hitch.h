@@ -38,6 +38,14 @@ struct FrameRecord {
   std::map<std::string, uint64_t> pause_ns;  // pause kind -> ns (non-zero only)
   std::map<uint32_t, uint64_t> offcpu_ns;    // reason code -> ns
   uint64_t off_other_ns = 0;                 // off-CPU beyond the per-frame reason slots
+  // The part of offcpu_ns spent blocked on one named socket.
+  struct SocketBlock {
+    uint32_t reason = 0;  // a key of offcpu_ns
+    int fd = -1;
+    std::string peer;     // "127.0.0.1:53412", or "" if it could not be named
+    uint64_t ns = 0;
+  };
+  std::vector<SocketBlock> socket_blocks;
   std::string comm;
 };
 

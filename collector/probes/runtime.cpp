@@ -9,6 +9,7 @@
 
 #include "core/map_read.h"
 #include "core/log.h"
+#include "targets/socket_peers.h"
 #include "targets/target_spec.h"
 #include "core/session.h"
 #include "bpf/include/runtime.h"
@@ -152,8 +153,16 @@ void RuntimeProbe::handle_event(const void* data, size_t size) {
     f.tick_ns = e.tick_ns;
     for (size_t i = 0; i < RT_MAX_PAUSE_KINDS; i++)
       if (e.pause_ns[i]) f.pause_ns[i < d.pauses.size() ? d.pauses[i].kind : "pause" + std::to_string(i)] += e.pause_ns[i];
-    for (const auto& r : e.reasons)
-      if (r.ns) f.offcpu_ns[r.reason] += r.ns;
+    for (const auto& r : e.reasons) {
+      if (!r.ns) continue;
+      f.offcpu_ns[r.reason] += r.ns;
+      if (r.fd_plus1) {
+        // Named now, while the fd is most likely still open.
+        int fd = static_cast<int>(r.fd_plus1) - 1;
+        auto ep = socket_endpoints(e.tgid, fd);
+        f.socket_blocks.push_back({r.reason, fd, ep ? ep->remote : "", r.ns});
+      }
+    }
     f.off_other_ns = e.off_other_ns;
     f.comm.assign(e.comm, strnlen(e.comm, sizeof(e.comm)));
     frame_fn_(f);

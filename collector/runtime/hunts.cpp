@@ -29,8 +29,9 @@ Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
 
 // The shared watch loop (core/watch.h) for one process: ends at the
 // duration, on stop, or when the process exits.
-void watch(const HuntCommon& c, Session& session, const std::function<void(int)>& poll,
-           const std::function<std::string(double)>& tick) {
+// Returns the seconds it watched (the report's duration).
+double watch(const HuntCommon& c, Session& session, const std::function<void(int)>& poll,
+             const std::function<std::string(double)>& tick) {
   WatchLoop loop;
   loop.duration_s = c.duration_s;
   loop.interval_s = c.interval_s;
@@ -47,7 +48,7 @@ void watch(const HuntCommon& c, Session& session, const std::function<void(int)>
     session.stacks().prune_if_needed();
     if (c.on_progress) c.on_progress({elapsed, c.duration_s, line});
   };
-  run_watch_loop(loop);
+  return run_watch_loop(loop);
 }
 
 LatencySummary summarize(const LatencyHistogram& h) {
@@ -144,7 +145,7 @@ Result<CoroReport> run_coro_hunt(const CoroHuntOptions& o) {
   double last_t = 0;
   uint64_t last_created = 0;
   double elapsed = 0;
-  watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+  elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
           auto snap = probe.value()->snapshot();
@@ -192,7 +193,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
   auto rep = p.attach_process(o.common.pid);
   if (!rep) return rep.error();
   double elapsed = 0;
-  watch(o.common, s, [&](int ms) { p.poll(ms); },
+  elapsed = watch(o.common, s, [&](int ms) { p.poll(ms); },
         [&](double t) {
           elapsed = t;
           const auto& procs = hitches.processes();
@@ -268,7 +269,7 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   LeakTracker tracker(ap, s, o.common.pid, o.judge);
   double elapsed = 0;
   tracker.sample(0);
-  watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+  elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
           double total = tracker.sample(t);
