@@ -150,20 +150,17 @@ void SocketTable::add_calls(const sock_agg_key& k, const sock_agg_value& v) {
     a.blocked_ns += v.blocked_ns;
     a.blocked_calls += v.blocked_calls;
 
-    // Hitch hook: the thread's top peer by blocked time in this interval.
-    SocketBlockedPeer& p = interval_top_[{k.tgid, k.tid}];
+    // Hitch hook: blocked time per (thread, op, peer, fd) in this interval.
     std::string peer = format_endpoint(k.tuple.family, k.tuple.daddr, k.tuple.dport);
-    if (p.peer == peer && p.op == s.op && p.fd == k.fd) {
-      p.blocked_ns += v.blocked_ns;
-      p.blocked_calls += v.blocked_calls;
-    } else if (v.blocked_ns > p.blocked_ns) {
+    SocketBlockedPeer& p = interval_[{k.tgid, k.tid}][s.op + " " + peer + " " + std::to_string(k.fd)];
+    if (p.op.empty()) {
       p.op = s.op;
       p.peer = peer;
       p.local = format_endpoint(k.tuple.family, k.tuple.saddr, k.tuple.sport);
       p.fd = k.fd;
-      p.blocked_ns = v.blocked_ns;
-      p.blocked_calls = v.blocked_calls;
     }
+    p.blocked_ns += v.blocked_ns;
+    p.blocked_calls += v.blocked_calls;
   }
 }
 
@@ -184,9 +181,13 @@ void SocketTable::update_tcp(uint64_t sk, const sock_conn& c) {
 }
 
 std::optional<SocketBlockedPeer> SocketTable::interval_top_peer(uint32_t tgid, uint32_t tid) const {
-  auto it = interval_top_.find({tgid, tid});
-  if (it == interval_top_.end()) return std::nullopt;
-  return it->second;
+  auto it = interval_.find({tgid, tid});
+  if (it == interval_.end()) return std::nullopt;
+  const SocketBlockedPeer* best = nullptr;
+  for (const auto& [k, p] : it->second)
+    if (!best || p.blocked_ns > best->blocked_ns) best = &p;
+  if (!best) return std::nullopt;
+  return *best;
 }
 
 std::map<std::pair<uint32_t, uint32_t>, SocketOpStats> SocketTable::op_totals() const {

@@ -66,7 +66,7 @@ class SocketTable {
 
   // Per-thread top peer by blocked time among the entries of the last
   // begin_interval() .. now.
-  void begin_interval() { interval_top_.clear(); }
+  void begin_interval() { interval_.clear(); }
   std::optional<SocketBlockedPeer> interval_top_peer(uint32_t tgid, uint32_t tid) const;
 
   // Cumulative per (tgid, op), summed over connections (evicted ones too).
@@ -115,7 +115,7 @@ class SocketTable {
   std::map<uint32_t, uint64_t> evicted_conns_by_tgid_;
   std::map<uint32_t, sock_proc_totals> totals_;
   std::map<std::pair<uint32_t, uint32_t>, LatencyHistogram> hists_;
-  std::map<std::pair<uint32_t, uint32_t>, SocketBlockedPeer> interval_top_;
+  std::map<std::pair<uint32_t, uint32_t>, std::map<std::string, SocketBlockedPeer>> interval_;
   uint64_t evicted_ = 0;
 };
 
