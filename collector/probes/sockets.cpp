@@ -265,7 +265,13 @@ void SocketsProbe::metrics(MetricsSnapshot& out) const {
     l["kind"] = "partial_write";
     add_sample(backpressure, l, static_cast<double>(v.second));
   }
-  for (const auto& [tgid, t] : table_.kernel_totals()) {
+  // Every process with socket activity gets its TCP series, zeros included.
+  std::set<uint32_t> tgids;
+  for (const auto& [key, st] : table_.op_totals()) tgids.insert(key.first);
+  for (const auto& [tgid, t] : table_.kernel_totals()) tgids.insert(tgid);
+  for (uint32_t tgid : tgids) {
+    auto kt = table_.kernel_totals().find(tgid);
+    sock_proc_totals t = kt != table_.kernel_totals().end() ? kt->second : sock_proc_totals{};
     MetricLabels l = labels_of(tgid);
     add_sample(retrans, l, static_cast<double>(t.retransmits));
     l["event"] = "opened";
@@ -275,8 +281,6 @@ void SocketsProbe::metrics(MetricsSnapshot& out) const {
     l["event"] = "reset";
     add_sample(conns, l, static_cast<double>(t.resets_sent + t.resets_received));
   }
-  std::set<uint32_t> tgids;
-  for (const auto& [key, st] : table_.op_totals()) tgids.insert(key.first);
   for (uint32_t tgid : tgids) {
     SocketsReport r = table_.report(tgid, 5, nullptr, monotonic_ns());
     for (const auto& c : r.by_blocked) {
