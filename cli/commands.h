@@ -31,6 +31,7 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run);
 void register_coro(CLI::App& app, GlobalOptions& g, Action& run);
 void register_pauses(CLI::App& app, GlobalOptions& g, Action& run);
 void register_leaks(CLI::App& app, GlobalOptions& g, Action& run);
+void register_tls(CLI::App& app, GlobalOptions& g, Action& run);
 
 // --pid/--comm/--exe on a subcommand.
 void add_target_options(CLI::App* cmd, TargetSpec& spec);
