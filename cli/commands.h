@@ -32,6 +32,7 @@ void register_coro(CLI::App& app, GlobalOptions& g, Action& run);
 void register_pauses(CLI::App& app, GlobalOptions& g, Action& run);
 void register_leaks(CLI::App& app, GlobalOptions& g, Action& run);
 void register_sockets(CLI::App& app, GlobalOptions& g, Action& run);
+void register_tls(CLI::App& app, GlobalOptions& g, Action& run);
 
 // --pid/--comm/--exe on a subcommand.
 void add_target_options(CLI::App* cmd, TargetSpec& spec);

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   cli::register_pauses(app, g, run);
   cli::register_leaks(app, g, run);
   cli::register_sockets(app, g, run);
+  cli::register_tls(app, g, run);
   cli::register_agent(app, g, run);
 
   try {

@@ -51,6 +51,8 @@ struct tp_unwind_scratch {
 	__u64 ip, sp, bp;
 	__u32 tgid;
 	__u32 pad;
+	__u64 uret_tramp; /* the task's uretprobe trampoline address, 0 = none */
+	__u64 uret_next;  /* struct return_instance * of the next trampoline slot */
 	struct tp_stack user;
 	struct tp_stack kern;
 };
@@ -110,6 +112,40 @@ static __always_inline struct tp_unwind_row *tp_find_row(__u32 start, __u32 coun
 	return bpf_map_lookup_elem(&unwind_rows, &lo);
 }
 
+/* A pending uretprobe replaced a return address on the stack with the
+ * trampoline (the first slot of the [uprobes] XOL area), which no mapping
+ * covers: without this a sample inside a uretprobed function stops there.
+ * The kernel keeps the original addresses in current->utask->return_instances,
+ * newest first; a "chained" instance (a uretprobed function tail-called by
+ * another) shares its predecessor's slot. perf's own callchains got the same
+ * fix in 6.12 ("uprobes: fix user stack traces in the presence of pending
+ * uretprobes"). */
+static __always_inline void tp_uretprobe_init(struct tp_unwind_scratch *s)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	s->uret_tramp = 0;
+	s->uret_next = 0;
+	if (!bpf_core_type_exists(struct return_instance))
+		return;
+	s->uret_next = (__u64)BPF_CORE_READ(task, utask, return_instances);
+	if (s->uret_next)
+		s->uret_tramp = BPF_CORE_READ(task, mm, uprobes_state.xol_area, vaddr);
+}
+
+static __always_inline __u64 tp_uretprobe_original(struct tp_unwind_scratch *s)
+{
+	struct return_instance *ri = (struct return_instance *)s->uret_next;
+	__u64 ra = BPF_CORE_READ(ri, orig_ret_vaddr);
+	for (int i = 0; i < 8 && ri; i++) {
+		bool chained = BPF_CORE_READ(ri, chained);
+		ri = BPF_CORE_READ(ri, next);
+		if (!chained)
+			break;
+	}
+	s->uret_next = (__u64)ri;
+	return ra;
+}
+
 static long tp_unwind_step(__u32 index, void *unused)
 {
 	struct tp_unwind_scratch *s = tp_scratch();
@@ -122,6 +158,8 @@ static long tp_unwind_step(__u32 index, void *unused)
 		return 1;
 	ip = s->ip;
 	n = s->user.len;
+	if (ip && ip == s->uret_tramp && s->uret_next)
+		s->ip = ip = tp_uretprobe_original(s);
 	if (ip == 0)
 		return 1;
 	if (n >= TP_MAX_FRAMES) {
@@ -240,6 +278,7 @@ static __always_inline __u64 tp_user_stack(__u32 tgid, __u64 ip, __u64 sp, __u64
 	s->tgid = tgid;
 	s->user.len = 0;
 	s->user.flags = 0;
+	tp_uretprobe_init(s);
 	bpf_loop(TP_MAX_FRAMES + 1, tp_unwind_step, NULL, 0);
 	if (s->user.flags & TP_STACK_TRUNCATED)
 		tp_count_error(TP_ERR_UNWIND_TRUNCATED);
