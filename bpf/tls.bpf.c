@@ -32,6 +32,7 @@
  * resolved in the kernel: task->files -> file -> socket -> sock. */
 #include "common.bpf.h"
 #include "unwind.bpf.h"
+#include "count_slots.bpf.h"
 #include <bpf/bpf_endian.h>
 #include "tls.h"
 
@@ -91,7 +92,6 @@ struct counts_map {
 struct counts_map counts_0 SEC(".maps");
 struct counts_map counts_1 SEC(".maps");
 
-__u32 active_slot = 0;
 /* Threads inside a handshake call now: sched_switch does nothing while 0. */
 __u64 threads_in_call = 0;
 
@@ -438,6 +438,7 @@ int tls_cpu_sample(struct bpf_perf_event_data *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct tls_sample_key key = {};
+	__s32 slot;
 	struct tls_thread *t;
 	bool user_mode = (long)ctx->regs.ip >= 0; /* see profile.bpf.c */
 
@@ -457,9 +458,11 @@ int tls_cpu_sample(struct bpf_perf_event_data *ctx)
 		key.user_stack = tp_current_user_stack(tgid);
 	if (!user_mode && collect_kernel)
 		key.kernel_stack = tp_kernel_stack(ctx);
-	if (active_slot)
+	slot = tp_slot_enter();
+	if (slot == 1)
 		count_sample(&counts_1, &key);
-	else
+	else if (slot == 0)
 		count_sample(&counts_0, &key);
+	tp_slot_exit(slot);
 	return 0;
 }

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <set>
 
 #include "core/clock.h"
-#include "core/family_errors.h"
+#include "core/count_slots.h"
+#include "core/map_read.h"
 #include "core/log.h"
 #include "core/perf_events.h"
 #include "core/session.h"
@@ -299,9 +301,9 @@ void TlsProbe::evict_stale() {
 void TlsProbe::drain() {
   evict_stale();
   if (opts_.frequency == 0) return;
-  uint32_t slot = skel_->bss->active_slot;
-  skel_->bss->active_slot = slot ? 0 : 1;
-  int fd = bpf_map__fd(slot ? skel_->maps.counts_1 : skel_->maps.counts_0);
+  SlotFlip flip = flip_count_slot(&skel_->bss->active_slot, skel_->bss->slot_writers);
+  if (!flip.waited_out) drain_wait_timeouts_++;
+  int fd = bpf_map__fd(flip.drained_slot ? skel_->maps.counts_1 : skel_->maps.counts_0);
   const int64_t period = cpu_shape().period;
   drain_hash_map<tls_sample_key, uint64_t>(
       fd,
@@ -332,6 +334,7 @@ Counters TlsProbe::counters() const {
   Counters c;
   c.add_bpf(skel_->maps.errors);
   c[TP_ERR_EVICTED] += evicted_;
+  c[TP_ERR_DRAIN_WAIT] += drain_wait_timeouts_;
   return c;
 }
 
@@ -358,7 +361,6 @@ TlsSnapshot TlsProbe::snapshot(uint32_t pid) const {
 }
 
 void TlsProbe::metrics(MetricsSnapshot& out) const {
-  TlsSnapshot s = snapshot();
   MetricFamily total = metric_family("tickprobe_tls_handshakes_total",
                                      "TLS handshakes finished, by side and result (completed, failed, abandoned)",
                                      MetricType::kCounter);
@@ -368,18 +370,25 @@ void TlsProbe::metrics(MetricsSnapshot& out) const {
       "retries",
       MetricType::kHistogram);
   MetricFamily cpu = metric_family("tickprobe_tls_handshake_cpu_seconds_total",
-                                   "on-CPU time inside TLS handshake calls, by side", MetricType::kCounter);
-  std::map<std::string, double> cpu_by_side;
-  for (const auto& o : s.outcomes) {
-    MetricLabels labels{{"side", o.side}, {"result", o.result}};
-    add_sample(total, labels, static_cast<double>(o.count));
-    MetricSample h;
-    h.labels = labels;
-    h.histogram = to_prometheus(o.latency);
-    duration.samples.push_back(std::move(h));
-    cpu_by_side[o.side] += static_cast<double>(o.cpu_ns) / 1e9;
+                                   "On-CPU time inside TLS handshake calls, by side.", MetricType::kCounter);
+  std::map<std::pair<uint32_t, std::string>, double> cpu_by_side;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    for (const auto& [key, o] : state_->outcomes) {
+      uint32_t pid = std::get<0>(key);
+      MetricLabels labels{{"pid", std::to_string(pid)}, {"side", o.side}, {"result", o.result}};
+      add_sample(total, labels, static_cast<double>(o.count));
+      MetricSample h;
+      h.labels = labels;
+      h.histogram = to_prometheus(o.latency);
+      duration.samples.push_back(std::move(h));
+      cpu_by_side[{pid, o.side}] += static_cast<double>(o.cpu_ns) / 1e9;
+    }
   }
-  for (const auto& [side, v] : cpu_by_side) add_sample(cpu, {{"side", side}}, v);
+  for (const auto& [key, v] : cpu_by_side) add_sample(cpu, {{"pid", std::to_string(key.first)}, {"side", key.second}}, v);
+  // comm is added outside the state lock (the session has its own).
+  for (auto* f : {&total, &duration, &cpu})
+    for (auto& smp : f->samples) smp.labels["comm"] = session_.process_name(static_cast<uint32_t>(std::stoul(smp.labels["pid"])));
   out.push_back(std::move(total));
   out.push_back(std::move(duration));
   out.push_back(std::move(cpu));

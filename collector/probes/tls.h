@@ -98,6 +98,7 @@ class TlsProbe : public Family {
   StackAggregate samples_{2};
   std::string event_name_;
   uint64_t evicted_ = 0;
+  uint64_t drain_wait_timeouts_ = 0;
   uint64_t last_sweep_ns_ = 0;
 };
 

@@ -37,6 +37,7 @@ void BotsSummary::merge(const BotsSummary& o) {
   welcomes += o.welcomes; deltas += o.deltas; pongs += o.pongs; chats_received += o.chats_received;
   chats_sent += o.chats_sent; pings_sent += o.pings_sent; inputs_sent += o.inputs_sent;
   slow_readers += o.slow_readers; closed_cleanly += o.closed_cleanly;
+  slow_reader_ports.insert(slow_reader_ports.end(), o.slow_reader_ports.begin(), o.slow_reader_ports.end());
   connect_us.insert(connect_us.end(), o.connect_us.begin(), o.connect_us.end());
   handshake_us.insert(handshake_us.end(), o.handshake_us.begin(), o.handshake_us.end());
   rtt_us.insert(rtt_us.end(), o.rtt_us.begin(), o.rtt_us.end());
@@ -149,6 +150,12 @@ void BotThread::start_connect(Bot& b) {
 
 void BotThread::on_connected(Bot& b) {
   sum_.connect_us.push_back((mono_ns() - b.connect_start_ns) / 1000);
+  if (b.slow) {
+    sockaddr_in local{};
+    socklen_t len = sizeof local;
+    if (getsockname(b.fd, reinterpret_cast<sockaddr*>(&local), &len) == 0)
+      sum_.slow_reader_ports.push_back(ntohs(local.sin_port));
+  }
   if (!b.tls) return on_established(b);
   b.ssl = SSL_new(ctx_);
   if (!b.ssl) return fail(b, "tls_setup_failed", true);
@@ -498,7 +505,7 @@ nlohmann::json bots_summary_to_json(const BotsConfig& cfg, const BotsSummary& s)
   return {
       {"clients", cfg.clients},
       {"elapsed_s", s.elapsed_s},
-      {"connections", {{"attempted", s.attempted}, {"established", s.established}, {"failed", s.failed}, {"closed_cleanly", s.closed_cleanly}, {"slow_readers", s.slow_readers}}},
+      {"connections", {{"attempted", s.attempted}, {"established", s.established}, {"failed", s.failed}, {"closed_cleanly", s.closed_cleanly}, {"slow_readers", s.slow_readers}, {"slow_reader_ports", s.slow_reader_ports}}},
       {"tls", {{"attempted", s.tls_attempted}, {"handshakes_ok", s.tls_ok}, {"handshakes_failed", s.tls_failed}, {"handshake_us", dist(s.handshake_us)}}},
       {"connect_us", dist(s.connect_us)},
       {"rtt_us", dist(s.rtt_us)},

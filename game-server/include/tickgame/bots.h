@@ -41,6 +41,9 @@ struct BotsSummary {
   std::uint64_t bytes_sent = 0, bytes_received = 0, frames_sent = 0, frames_received = 0;
   std::uint64_t welcomes = 0, deltas = 0, pongs = 0, chats_received = 0, chats_sent = 0, pings_sent = 0, inputs_sent = 0;
   std::uint64_t slow_readers = 0, closed_cleanly = 0;
+  // Local ports of the slow readers' connections (ground truth for tools
+  // that attribute blocking to peers).
+  std::vector<std::uint16_t> slow_reader_ports;
   std::vector<std::uint64_t> connect_us, handshake_us, rtt_us;
   std::map<std::string, std::uint64_t> errors;
   double elapsed_s = 0;

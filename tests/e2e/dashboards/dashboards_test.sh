@@ -51,8 +51,17 @@ fi
 # (and tickgame for the game-runtime panels: the agent attaches to its binary
 # before it starts, so its coroutines are counted from the first one)
 "$BIN/cpu_fixture" 150 > /dev/null & PIDS+=($!); FIX=$!
-start_agent "$BIN" --comm cpu_fixture --exe "$BIN/tickgame"
-"$BIN/tickgame" --port "$(free_port)" --admin-port 0 --duration 150 --gc-every-ticks 4 > /dev/null 2>&1 & PIDS+=($!)
+start_agent "$BIN" --comm cpu_fixture --exe "$BIN/tickgame" --enable sockets --enable tls
+GAME_PORT=$(free_port); GAME_TLS_PORT=$(free_port)
+"$BIN/tickgame" --port "$GAME_PORT" --tls-port "$GAME_TLS_PORT" --admin-port 0 --duration 150 --gc-every-ticks 4 \
+  > /dev/null 2>&1 & PIDS+=($!)
+# (and for the network row) bots that stay, two of them slow readers, and a
+# stream of short TLS sessions, so handshakes keep happening.
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$GAME_PORT) 2>/dev/null && break; sleep 0.1; done
+"$BIN/tickbots" --port "$GAME_PORT" --tls-port "$GAME_TLS_PORT" --clients 8 --tls-fraction 0.5 --slow-readers 2 \
+  --duration 140 > /dev/null 2>&1 & PIDS+=($!)
+( while :; do "$BIN/tickbots" --port "$GAME_PORT" --tls-port "$GAME_TLS_PORT" --clients 4 --tls --duration 1 \
+    > /dev/null 2>&1 || sleep 1; done ) & PIDS+=($!)
 start_prometheus
 PROM=$PROM_URL
 

@@ -21,142 +21,15 @@
 #include <thread>
 #include <vector>
 
+#include "game_harness.h"
 #include "test_support.h"
 
 using nlohmann::json;
 using namespace std::chrono_literals;
 namespace tt = tickprobe::test;
+using namespace tickprobe::test::game;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-constexpr double kMs = 1e6;
-
-// One tickgame on free ports (no TLS listener).
-class Game {
- public:
-  explicit Game(std::vector<std::string> extra = {}) {
-    port = tt::pick_free_port();
-    admin_port = tt::pick_free_port();
-    std::vector<std::string> argv = {tt::bin_path("tickgame"), "--port",     std::to_string(port), "--admin-port",
-                                     std::to_string(admin_port), "--duration", "120"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    proc = std::make_unique<tt::Subprocess>(argv);
-    ready = tt::wait_for_tcp_port(admin_port, 10s);
-  }
-  pid_t pid() const { return proc->pid(); }
-  json stats() const {
-    auto r = tt::http_get("127.0.0.1", admin_port, "/stats");
-    return r.status == 200 ? json::parse(r.body, nullptr, false) : json();
-  }
-  template <class P>
-  json wait_stats(P pred, std::chrono::milliseconds timeout = 10s) const {
-    auto end = Clock::now() + timeout;
-    json s;
-    while (Clock::now() < end) {
-      s = stats();
-      if (s.is_object() && pred(s)) return s;
-      std::this_thread::sleep_for(20ms);
-    }
-    return s;
-  }
-  bool set_fault(const std::string& name, const json& value) const {
-    return tt::http_post("127.0.0.1", admin_port, "/faults", json{{name, value}}.dump()).status == 200;
-  }
-  // Bots that stay connected for `seconds` (then half-close and drain).
-  std::unique_ptr<tt::Subprocess> bots(int clients, int slow_readers, double seconds) const {
-    return std::make_unique<tt::Subprocess>(std::vector<std::string>{
-        tt::bin_path("tickbots"), "--port", std::to_string(port), "--clients", std::to_string(clients), "--slow-readers",
-        std::to_string(slow_readers), "--duration", std::to_string(seconds)});
-  }
-
-  std::uint16_t port, admin_port;
-  std::unique_ptr<tt::Subprocess> proc;
-  bool ready = false;
-};
-
-// /stats snapshots with the time they were taken (seconds since the test's t0).
-class StatsLog {
- public:
-  void poll(const Game& g, Clock::time_point t0) {
-    json s = g.stats();
-    if (s.is_object()) samples_.push_back({since(t0), std::move(s)});
-  }
-  // The latest snapshot taken at or before t (the first one if none).
-  const json& at(double t) const {
-    const json* best = &samples_.front().second;
-    for (const auto& [ts, s] : samples_)
-      if (ts <= t) best = &s;
-    return *best;
-  }
-  const json& last() const { return samples_.back().second; }
-  bool empty() const { return samples_.empty(); }
-  const std::vector<std::pair<double, json>>& samples() const { return samples_; }
-
- private:
-  std::vector<std::pair<double, json>> samples_;
-};
-
-// A tickprobe subcommand running in the background.
-class Probe {
- public:
-  Probe(Clock::time_point t0, std::vector<std::string> args) : t0_(t0) {
-    args.insert(args.begin(), {tt::bin_path("tickprobe")});
-    started_s = since(t0);
-    proc_ = std::make_unique<tt::Subprocess>(args);
-  }
-  // True once it exited (and its report is read).
-  bool done() {
-    if (exit_s) return true;
-    if (auto st = proc_->wait_for(0ms)) {
-      exit_s = since(t0_);
-      rc = *st;
-      report = json::parse(proc_->stdout_text(), nullptr, false);
-      stderr_text = proc_->stderr_text();
-    }
-    return exit_s.has_value();
-  }
-  // Its watch began after the probes were attached and lasted duration_s,
-  // ending just before the process exited (the report takes a few ms).
-  double watch_start_s() const { return *exit_s - report.value("duration_s", 0.0); }
-  double watch_end_s() const { return *exit_s; }
-
-  double started_s = 0;
-  std::optional<double> exit_s;
-  int rc = -1;
-  json report;
-  std::string stderr_text;
-
- private:
-  Clock::time_point t0_;
-  std::unique_ptr<tt::Subprocess> proc_;
-};
-
-// Polls /stats every 40 ms until every probe has exited (or 60 s), calling
-// `at(t)` on the way for timed actions; then lets one tick pass and takes a
-// last snapshot.
-template <class F>
-void run_until_done(const Game& g, Clock::time_point t0, StatsLog& log, std::vector<Probe*> probes, F at) {
-  for (;;) {
-    log.poll(g, t0);
-    at(since(t0));
-    bool all = true;
-    for (Probe* p : probes) all &= p->done();
-    if (all || since(t0) > 60) break;
-    std::this_thread::sleep_for(40ms);
-  }
-  std::this_thread::sleep_for(120ms);  // /stats is published once per tick
-  log.poll(g, t0);
-}
-
-std::uint64_t u(const json& j, std::initializer_list<const char*> path) {
-  const json* p = &j;
-  for (const char* k : path) p = &p->at(k);
-  return p->get<std::uint64_t>();
-}
 
 bool stack_has(const json& entry, const std::string& fn) {
   for (const auto& f : entry["stack"]["frames"])
