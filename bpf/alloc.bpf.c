@@ -22,7 +22,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u64 sample_bytes = 0; /* 0 = track every allocation */
 const volatile bool track_mmap = true;
-const volatile bool glibc_chunks = true; /* the allocator is glibc malloc: chunk headers are readable */
+const volatile bool glibc_chunks = true; /* chunk headers may be read (and the probe's cookie says glibc) */
 
 #ifndef ALLOC_MAX_TRACKED
 #define ALLOC_MAX_TRACKED 262144
@@ -205,11 +205,11 @@ static __always_inline int on_alloc_exit(__u64 addr)
 	return 0;
 }
 
-static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr)
+static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr, __u64 cookie)
 {
 	struct alloc_untracked_key key = {.tgid = tgid};
 	__u64 *n, one = 1, hdr = 0;
-	if (glibc_chunks && bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(ptr - 8)) == 0)
+	if (glibc_chunks && (cookie & ALLOC_COOKIE_GLIBC) && bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(ptr - 8)) == 0)
 		key.chunk_size = hdr & ~7ULL;
 	n = bpf_map_lookup_elem(&untracked_frees, &key);
 	if (n)
@@ -218,8 +218,9 @@ static __always_inline void count_untracked_free(__u32 tgid, __u64 ptr)
 		tp_count_error(TP_ERR_COUNTS_FULL);
 }
 
-/* free(ptr), or the old block of realloc(ptr, n). */
-static __always_inline void on_free(__u64 ptr)
+/* free(ptr), or the old block of realloc(ptr, n). The cookie says which
+ * allocator the probe sits in (ALLOC_COOKIE_*). */
+static __always_inline void on_free(__u64 ptr, __u64 cookie)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!ptr || !tp_is_target(tgid))
@@ -228,7 +229,7 @@ static __always_inline void on_free(__u64 ptr)
 	if (untrack(tgid, ptr))
 		tp_count_add(TP_CTR_FREES_MATCHED, 1);
 	else if (!sample_bytes)
-		count_untracked_free(tgid, ptr);
+		count_untracked_free(tgid, ptr, cookie);
 }
 
 SEC("uprobe")
@@ -243,11 +244,30 @@ int BPF_KPROBE(calloc_enter, __u64 n, __u64 size)
 	return on_alloc_enter(ctx, n * size, 0);
 }
 
+/* realloc(ptr, n), rallocx(ptr, n, flags): frees ptr, allocates n. A
+ * realloc made inside another allocator call (reallocarray calling realloc)
+ * is left to the outer one, which frees the same block. */
+static __always_inline int on_realloc_enter(struct pt_regs *ctx, __u64 ptr, __u64 size)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct alloc_thread *t = bpf_map_lookup_elem(&alloc_threads, &tid);
+	if (t && t->active)
+		return on_alloc_enter(ctx, size, 0); /* counts it as nested */
+	on_free(ptr, bpf_get_attach_cookie(ctx));
+	return on_alloc_enter(ctx, size, 0);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
 {
-	on_free(ptr);
-	return on_alloc_enter(ctx, size, 0);
+	return on_realloc_enter(ctx, ptr, size);
+}
+
+/* reallocarray(ptr, n, size) */
+SEC("uprobe")
+int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 n, __u64 size)
+{
+	return on_realloc_enter(ctx, ptr, n * size);
 }
 
 /* memalign(align, size), aligned_alloc(align, size) */
@@ -286,7 +306,7 @@ int BPF_KRETPROBE(posix_memalign_exit, int ret)
 SEC("uprobe")
 int BPF_KPROBE(free_enter, __u64 ptr)
 {
-	on_free(ptr);
+	on_free(ptr, bpf_get_attach_cookie(ctx));
 	return 0;
 }
 

@@ -326,6 +326,14 @@ json leak_report_json(const LeakReport& r) {
   j["mode"] = r.sample_bytes ? "sampled" : "exact";
   j["sample_bytes"] = r.sample_bytes;
   j["attached"] = r.attached;
+  json objects = json::array();
+  for (const auto& o : r.attached_objects)
+    objects.push_back({{"object", o.object}, {"reason", o.reason}, {"functions", o.functions}});
+  j["attached_objects"] = objects;
+  j["allocator_object"] = r.allocator_object;
+  // "leak", "no_leak", or "no_verdict" (warning says why: nothing was seen).
+  j["verdict"] = !r.warning.empty() ? "no_verdict" : r.leaks.empty() ? "no_leak" : "leak";
+  j["warning"] = r.warning;
   j["outstanding_bytes"] = r.outstanding_bytes;
   j["outstanding_count"] = r.outstanding_count;
   json leaks = json::array();
@@ -350,10 +358,13 @@ std::string leak_report_text(const LeakReport& r, size_t width) {
                   (r.sample_bytes ? "sampled every " + format_bytes(static_cast<double>(r.sample_bytes)) + " (estimates)"
                                   : std::string("exact")) +
                   "\n";
+  if (!r.allocator_object.empty()) s += "  allocator: " + r.allocator_object + "\n";
   s += "  " + std::to_string(c["alloc_calls"]) + " allocations (" + format_bytes(static_cast<double>(c["alloc_bytes"])) +
        "), " + std::to_string(c["free_calls"]) + " frees; outstanding since attach: " + format_bytes(r.outstanding_bytes) +
        " in " + fmt("%.0f", r.outstanding_count) + " allocations\n\n";
-  if (r.leaks.empty()) {
+  if (!r.warning.empty()) {
+    s += "NO VERDICT: " + r.warning + "\n";
+  } else if (r.leaks.empty()) {
     s += "no leak: no allocation stack grew steadily\n";
   } else {
     s += "LEAKING (outstanding bytes grow steadily), fastest first:\n";

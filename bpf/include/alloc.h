@@ -21,6 +21,10 @@ enum alloc_kind {
 	ALLOC_KIND_MMAP = 1, /* anonymous mmap outside the allocator */
 };
 
+/* The uprobe's attach cookie (bpf_get_attach_cookie): facts about the
+ * object the probed entry point lives in. */
+#define ALLOC_COOKIE_GLIBC 1ULL /* glibc malloc: chunk headers are readable */
+
 struct alloc_key {
 	__u32 tgid;
 	__u32 pad;

@@ -29,7 +29,24 @@ enum tp_cfa_type {
 	TP_CFA_RBP = 2,     /* CFA = rbp + cfa_offset */
 	TP_CFA_PLT = 3,     /* PLT stub: CFA = rsp + 8 + ((pc & 15) >= cfa_offset ? 8 : 0) */
 	TP_CFA_END = 4,     /* return address undefined: outermost frame */
+	/* CFA given by a DWARF expression of the form
+	 *   DW_OP_breg7/6 inner; DW_OP_deref; DW_OP_plus_uconst outer
+	 * i.e. CFA = *(rsp|rbp + inner) + outer: OpenSSL's assembly after it
+	 * realigns the stack (`and $-64,%rsp`) and saves the old rsp in the
+	 * frame. cfa_offset packs both (TP_CFA_DEREF_PACK). */
+	TP_CFA_DEREF_RSP = 5,
+	TP_CFA_DEREF_RBP = 6,
+	/* Some other CFA expression: the BPF side falls back to the frame
+	 * pointer, like TP_CFA_INVALID, and counts unwind_expr_unsupported. */
+	TP_CFA_UNSUPPORTED = 7,
 };
+
+/* TP_CFA_DEREF_*: inner offset in the low 16 bits of cfa_offset, outer
+ * addend in the high 16 (both signed). Keeps the row at 12 bytes. */
+#define TP_CFA_DEREF_PACK(inner, outer) \
+	((__s32)((((__u32)(__u16)(__s16)(outer)) << 16) | (__u32)(__u16)(__s16)(inner)))
+#define TP_CFA_DEREF_INNER(cfa_offset) ((__s16)((__u32)(cfa_offset) & 0xffff))
+#define TP_CFA_DEREF_OUTER(cfa_offset) ((__s16)((__u32)(cfa_offset) >> 16))
 
 enum tp_rbp_rule {
 	TP_RBP_SAME = 0,   /* caller's rbp == current rbp */
@@ -45,6 +62,13 @@ struct tp_unwind_row {
 	__u8 rbp_rule;    /* enum tp_rbp_rule */
 	__s16 rbp_offset;
 };
+/* unwind_rows is an array of these (shared_maps.cpp sizes it by sizeof):
+ * 1 Mi rows are 12 MiB. */
+#ifdef __cplusplus
+static_assert(sizeof(struct tp_unwind_row) == 12, "tp_unwind_row must stay 12 bytes");
+#else
+_Static_assert(sizeof(struct tp_unwind_row) == 12, "tp_unwind_row must stay 12 bytes");
+#endif
 
 #define TP_MAPPING_FP 1u /* binary keeps frame pointers: FP-walk non-leaf frames */
 

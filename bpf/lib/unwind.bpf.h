@@ -3,6 +3,10 @@
  * The user-stack unwinder (see bpf/include/unwind.h for why) and the
  * content-addressed stack store shared by every family.
  *
+ * CFA rules: rsp/rbp + offset, the PLT expression, and *(rsp|rbp + a) + b
+ * (OpenSSL's realigned frames; one more user read). Other expressions are
+ * counted (unwind_expr_unsupported) and fall back to the frame pointer.
+ *
  * Cost: per frame, one mapping binary search (<= 8 steps over the process's
  * sorted executable mappings) and, where CFI is used, one row binary search
  * (<= 21 steps over the binary's rows). Frames inside binaries that keep
@@ -180,15 +184,28 @@ static long tp_unwind_step(__u32 index, void *unused)
 	if (m && m->row_count && (n == 0 || !(m->flags & TP_MAPPING_FP))) {
 		__u64 rel = ip - m->bias - (n ? 1 : 0);
 		struct tp_unwind_row *row = tp_find_row(m->row_start, m->row_count, rel);
-		if (row && row->cfa_type != TP_CFA_INVALID) {
-			if (row->cfa_type == TP_CFA_END)
+		if (row && row->cfa_type == TP_CFA_UNSUPPORTED)
+			tp_count_error(TP_ERR_UNWIND_EXPR_UNSUPPORTED);
+		if (row && row->cfa_type != TP_CFA_INVALID && row->cfa_type != TP_CFA_UNSUPPORTED) {
+			__u8 type = row->cfa_type;
+			__s32 off = row->cfa_offset;
+			if (type == TP_CFA_END)
 				return 1;
-			if (row->cfa_type == TP_CFA_RSP)
-				cfa = s->sp + row->cfa_offset;
-			else if (row->cfa_type == TP_CFA_RBP)
-				cfa = s->bp + row->cfa_offset;
-			else /* TP_CFA_PLT */
-				cfa = s->sp + 8 + (((ip & 15) >= (__u64)row->cfa_offset) ? 8 : 0);
+			if (type == TP_CFA_RSP) {
+				cfa = s->sp + off;
+			} else if (type == TP_CFA_RBP) {
+				cfa = s->bp + off;
+			} else if (type == TP_CFA_DEREF_RSP || type == TP_CFA_DEREF_RBP) {
+				/* CFA = *(reg + inner) + outer: the pre-realignment rsp saved in the frame. */
+				__u64 base = (type == TP_CFA_DEREF_RSP ? s->sp : s->bp) + TP_CFA_DEREF_INNER(off);
+				if (bpf_probe_read_user(&cfa, sizeof(cfa), (void *)base)) {
+					s->user.flags |= TP_STACK_READ_FAULT;
+					return 1;
+				}
+				cfa += TP_CFA_DEREF_OUTER(off);
+			} else { /* TP_CFA_PLT */
+				cfa = s->sp + 8 + (((ip & 15) >= (__u64)off) ? 8 : 0);
+			}
 			if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
 				s->user.flags |= TP_STACK_READ_FAULT;
 				return 1;

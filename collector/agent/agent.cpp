@@ -300,7 +300,7 @@ AgentStats Agent::stats() const {
   auto uw = session_->unwind().stats();
   s.unwind = {{"binaries", uw.binaries},         {"rows_used", uw.rows_used},
               {"rows_capacity", uw.rows_capacity}, {"rows_dropped", uw.rows_dropped},
-              {"build_errors", uw.build_errors}};
+              {"build_errors", uw.build_errors},    {"rows_unsupported", uw.rows_unsupported}};
   auto st = session_->stacks().stats();
   s.stacks = {{"lookups", st.lookups}, {"missing", st.missing}, {"pruned", st.pruned}, {"truncated", st.truncated}};
   s.bpf_map_bytes = bpf_map_memory_bytes();

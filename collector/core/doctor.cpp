@@ -15,6 +15,7 @@
 #include <fstream>
 
 #include "core/result.h"
+#include "targets/target_spec.h"
 
 namespace tickprobe {
 namespace {
@@ -210,6 +211,15 @@ std::vector<DoctorCheck> run_doctor_checks() {
     out.push_back(c);
   }
   return out;
+}
+
+Result<DoctorProcess> inspect_process(uint32_t pid) {
+  DoctorProcess p;
+  p.pid = pid;
+  p.comm = process_comm(pid);
+  if (p.comm.empty()) return Error("process " + std::to_string(pid) + " does not exist", "is it still running?");
+  p.binaries = inspect_process_unwind(pid);
+  return p;
 }
 
 }  // namespace tickprobe

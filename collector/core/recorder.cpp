@@ -80,6 +80,8 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   auto us = s.unwind().stats();
   profile.counters["unwind_rows_used"] = us.rows_used;
   profile.counters["unwind_rows_dropped"] = us.rows_dropped;
+  profile.counters["unwind_rows_unsupported"] = us.rows_unsupported;
+  profile.counters["unwind_rows_deref"] = us.rows_deref;
   if (cpu) {
     profile.comments.push_back("event: " + cpu->event_name() + " at " + std::to_string(cpu->frequency()) + " Hz");
   } else {

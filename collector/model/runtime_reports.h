@@ -107,6 +107,13 @@ struct LeakStack {
   bool growing = false;  // grows, but recycles most of its allocations
 };
 
+// One object the leak hunt's uprobes sit in, with the entry points probed there.
+struct LeakAttachedObject {
+  std::string object;                  // "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+  std::string reason;                  // its place in the lookup order ("DT_NEEDED of /srv/server")
+  std::vector<std::string> functions;  // "malloc", "free", "sdallocx", ...
+};
+
 struct LeakReport {
   uint32_t pid = 0;
   std::string comm;
@@ -114,6 +121,11 @@ struct LeakReport {
   uint64_t sample_bytes = 0;
   size_t intervals = 0;
   std::vector<std::string> attached;
+  std::vector<LeakAttachedObject> attached_objects;
+  std::string allocator_object;  // where malloc resolved
+  // Non-empty: the hunt saw too little to judge (no allocator call at all);
+  // the report then gives no verdict instead of "no leak".
+  std::string warning;
   double outstanding_bytes = 0, outstanding_count = 0;
   std::vector<LeakStack> leaks;    // leaking stacks, fastest growth first
   std::vector<LeakStack> growing;  // growing, but freeing most of what they allocate

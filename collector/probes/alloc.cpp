@@ -17,6 +17,7 @@
 #include "bpf/include/alloc.h"
 #include "alloc.skel.h"
 #include "symbolize/elf_info.h"
+#include "symbolize/link_order.h"
 
 #include <fcntl.h>
 
@@ -85,86 +86,147 @@ AllocProbe::~AllocProbe() {
 }
 
 Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
+  enum Group { kCore, kStandard, kExtended, kCxx };
   struct EntryPoint {
     const char* name;
     bpf_program* enter;
     bpf_program* exit;  // nullptr: no return probe
+    Group group;
   };
+  bpf_program* const malloc_in = skel_->progs.malloc_enter;
+  bpf_program* const free_in = skel_->progs.free_enter;
+  bpf_program* const ret = skel_->progs.alloc_exit;
+  // Every entry point whose first argument is the pointer freed is a free;
+  // every one whose first argument is the size (operator new, mallocx) a
+  // malloc. Aliases (tcmalloc's free = cfree = operator delete) are probed once.
   const EntryPoint points[] = {
-      {"malloc", skel_->progs.malloc_enter, skel_->progs.alloc_exit},
-      {"free", skel_->progs.free_enter, nullptr},
-      {"calloc", skel_->progs.calloc_enter, skel_->progs.alloc_exit},
-      {"realloc", skel_->progs.realloc_enter, skel_->progs.alloc_exit},
-      {"posix_memalign", skel_->progs.posix_memalign_enter, skel_->progs.posix_memalign_exit},
-      {"aligned_alloc", skel_->progs.memalign_enter, skel_->progs.alloc_exit},
-      {"memalign", skel_->progs.memalign_enter, skel_->progs.alloc_exit},
-      {"valloc", skel_->progs.malloc_enter, skel_->progs.alloc_exit},
-      {"pvalloc", skel_->progs.malloc_enter, skel_->progs.alloc_exit},
+      {"malloc", malloc_in, ret, kCore},
+      {"free", free_in, nullptr, kCore},
+      {"calloc", skel_->progs.calloc_enter, ret, kStandard},
+      {"realloc", skel_->progs.realloc_enter, ret, kStandard},
+      {"posix_memalign", skel_->progs.posix_memalign_enter, skel_->progs.posix_memalign_exit, kStandard},
+      {"aligned_alloc", skel_->progs.memalign_enter, ret, kStandard},
+      {"memalign", skel_->progs.memalign_enter, ret, kStandard},
+      {"valloc", malloc_in, ret, kStandard},
+      {"pvalloc", malloc_in, ret, kStandard},
+      {"reallocarray", skel_->progs.reallocarray_enter, ret, kExtended},
+      {"cfree", free_in, nullptr, kExtended},
+      // Sized and flag-taking frees: jemalloc, tcmalloc, mimalloc, C23.
+      {"sdallocx", free_in, nullptr, kExtended},
+      {"dallocx", free_in, nullptr, kExtended},
+      {"free_sized", free_in, nullptr, kExtended},
+      {"free_aligned_sized", free_in, nullptr, kExtended},
+      {"tc_free_sized", free_in, nullptr, kExtended},
+      {"mi_free_size", free_in, nullptr, kExtended},
+      {"mi_free_aligned", free_in, nullptr, kExtended},
+      {"mi_free_size_aligned", free_in, nullptr, kExtended},
+      // jemalloc's extended API: mallocx(size, flags), rallocx(ptr, size, flags).
+      {"mallocx", malloc_in, ret, kExtended},
+      {"rallocx", skel_->progs.realloc_enter, ret, kExtended},
+      // C++ (only where the allocator itself defines them).
+      {"_Znwm", malloc_in, ret, kCxx},
+      {"_Znam", malloc_in, ret, kCxx},
+      {"_ZnwmRKSt9nothrow_t", malloc_in, ret, kCxx},
+      {"_ZnamRKSt9nothrow_t", malloc_in, ret, kCxx},
+      {"_ZnwmSt11align_val_t", malloc_in, ret, kCxx},
+      {"_ZnamSt11align_val_t", malloc_in, ret, kCxx},
+      {"_ZnwmSt11align_val_tRKSt9nothrow_t", malloc_in, ret, kCxx},
+      {"_ZnamSt11align_val_tRKSt9nothrow_t", malloc_in, ret, kCxx},
+      {"_ZdlPv", free_in, nullptr, kCxx},
+      {"_ZdaPv", free_in, nullptr, kCxx},
+      {"_ZdlPvm", free_in, nullptr, kCxx},
+      {"_ZdaPvm", free_in, nullptr, kCxx},
+      {"_ZdlPvRKSt9nothrow_t", free_in, nullptr, kCxx},
+      {"_ZdaPvRKSt9nothrow_t", free_in, nullptr, kCxx},
+      {"_ZdlPvSt11align_val_t", free_in, nullptr, kCxx},
+      {"_ZdaPvSt11align_val_t", free_in, nullptr, kCxx},
+      {"_ZdlPvmSt11align_val_t", free_in, nullptr, kCxx},
+      {"_ZdaPvmSt11align_val_t", free_in, nullptr, kCxx},
+      {"_ZdlPvSt11align_val_tRKSt9nothrow_t", free_in, nullptr, kCxx},
+      {"_ZdaPvSt11align_val_tRKSt9nothrow_t", free_in, nullptr, kCxx},
   };
-  // Candidate binaries: the executable first (a statically linked allocator
-  // wins), then every mapped library, in map order.
-  std::vector<std::string> binaries;
-  std::set<std::string> seen;
+  auto symbol_name = [&](const EntryPoint& ep) {
+    return ep.group == kCxx ? std::string(ep.name) : opts_.allocator_prefix + ep.name;
+  };
+
+  auto order = process_lookup_order(pid);
+  if (!order) return order.error();
   std::string root = "/proc/" + std::to_string(pid) + "/root";
-  std::string exe = process_exe(pid);
-  auto consider = [&](const std::string& path) {
-    if (path.empty() || path[0] != '/' || !seen.insert(path).second) return;
-    binaries.push_back(path);
+  std::vector<std::string> wanted;
+  for (const auto& ep : points) wanted.push_back(symbol_name(ep));
+  // Each object's definitions, read once (the executable's .symtab counts:
+  // its own calls bind to a statically linked allocator at link time).
+  std::map<std::string, std::map<std::string, uint64_t>> defined;
+  auto definitions = [&](const LinkOrderEntry& obj) -> const std::map<std::string, uint64_t>& {
+    auto it = defined.find(obj.path);
+    if (it != defined.end()) return it->second;
+    std::string path = access((root + obj.path).c_str(), R_OK) == 0 ? root + obj.path : obj.path;
+    return defined[obj.path] = find_defined_functions(path, wanted, obj.reason == "executable");
   };
-  consider(exe);
-  for (const auto& m : read_proc_maps(pid, /*executable_only=*/true)) consider(m.path);
-  if (binaries.empty()) return Error("process " + std::to_string(pid) + " is gone or has no mapped binaries");
+  auto resolve = [&](const std::string& fname) -> const LinkOrderEntry* {
+    // The global scope first; a definition only outside it (an allocator
+    // dlopen'ed locally) is the last resort.
+    for (const auto& obj : *order)
+      if (definitions(obj).count(fname)) return &obj;
+    return nullptr;
+  };
 
   AllocAttachReport rep;
   std::vector<BpfLink> links;
   std::set<std::pair<std::string, uint64_t>> attached_at;  // aliases (aligned_alloc = memalign) once
+  const LinkOrderEntry* malloc_obj = resolve(symbol_name(points[0]));
+  if (malloc_obj) rep.allocator_object = malloc_obj->path;
   for (const auto& ep : points) {
-    std::string fname = opts_.allocator_prefix + ep.name;
-    bool done = false;
-    for (const auto& bin : binaries) {
-      std::string path = access(bin.c_str(), R_OK) == 0 ? bin : root + bin;
-      auto addr = session_.symbolizer().find_symbol_address(path, fname);
-      if (!addr) continue;
-      if (!attached_at.insert({path, *addr}).second) {
-        done = true;
-        rep.attached.push_back(fname + " (alias) in " + bin);
-        break;
-      }
-      bpf_link* l = nullptr;
-      std::optional<uint64_t> file_off;
-      if (std::string(ep.name) == "free")
-        if (auto info = read_elf_load_info(path)) file_off = vaddr_to_file_offset(*info, *addr);
-      if (file_off) {
-        uint64_t at = past_null_check(path, *file_off);
-        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = false);
-        l = bpf_program__attach_uprobe_opts(ep.enter, static_cast<pid_t>(pid), path.c_str(), at, &uo);
-        if (at != *file_off) TP_LOG_DEBUG("%s: probe at +%llu, past its NULL check", fname.c_str(),
-                                          static_cast<unsigned long long>(at - *file_off));
-      } else {
-        LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = false, .func_name = fname.c_str());
-        l = bpf_program__attach_uprobe_opts(ep.enter, static_cast<pid_t>(pid), path.c_str(), 0, &uo);
-      }
-      if (!l) return Error::from_errno("cannot attach a uprobe to " + fname + " in " + bin, errno);
-      links.emplace_back(l);
-      if (ep.exit) {
-        LIBBPF_OPTS(bpf_uprobe_opts, ro, .retprobe = true, .func_name = fname.c_str());
-        l = bpf_program__attach_uprobe_opts(ep.exit, static_cast<pid_t>(pid), path.c_str(), 0, &ro);
-        if (!l) return Error::from_errno("cannot attach a uretprobe to " + fname + " in " + bin, errno);
-        links.emplace_back(l);
-      }
-      rep.attached.push_back(fname + " in " + bin);
-      done = true;
-      break;
+    std::string fname = symbol_name(ep);
+    const LinkOrderEntry* obj = resolve(fname);
+    if (obj && ep.group == kCxx && obj != malloc_obj) obj = nullptr;  // libstdc++'s: calls malloc
+    if (!obj) {
+      if (ep.group == kCore || ep.group == kStandard) rep.missing.push_back(fname);
+      continue;
     }
-    if (!done) rep.missing.push_back(fname);
+    const std::string& bin = obj->path;
+    std::string path = access((root + bin).c_str(), R_OK) == 0 ? root + bin : bin;
+    uint64_t addr = definitions(*obj).at(fname);
+    if (!attached_at.insert({bin, addr}).second) {
+      rep.attached.push_back(fname + " (alias) in " + bin);
+      rep.attachments.push_back({fname, bin, obj->reason, true});
+      continue;
+    }
+    auto info = read_elf_load_info(path);
+    std::optional<uint64_t> file_off;
+    if (info) file_off = vaddr_to_file_offset(*info, addr);
+    if (!file_off) return Error("cannot place a uprobe on " + fname + " in " + bin + ": no segment holds its address");
+    // Cookie: the object is glibc, whose chunk headers say the size of a
+    // block freed without a tracked allocation.
+    uint64_t cookie = 0;
+    if (auto dyn = read_dynamic_info(path); dyn && dyn->soname.rfind("libc.so", 0) == 0) cookie |= ALLOC_COOKIE_GLIBC;
+    uint64_t at = ep.enter == free_in ? past_null_check(path, *file_off) : *file_off;
+    if (at != *file_off)
+      TP_LOG_DEBUG("%s: probe at +%llu, past its NULL check", fname.c_str(),
+                   static_cast<unsigned long long>(at - *file_off));
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = false);
+    bpf_link* l = bpf_program__attach_uprobe_opts(ep.enter, static_cast<pid_t>(pid), path.c_str(), at, &uo);
+    if (!l) return Error::from_errno("cannot attach a uprobe to " + fname + " in " + bin, errno);
+    links.emplace_back(l);
+    if (ep.exit) {
+      LIBBPF_OPTS(bpf_uprobe_opts, ro, .bpf_cookie = cookie, .retprobe = true);
+      l = bpf_program__attach_uprobe_opts(ep.exit, static_cast<pid_t>(pid), path.c_str(), *file_off, &ro);
+      if (!l) return Error::from_errno("cannot attach a uretprobe to " + fname + " in " + bin, errno);
+      links.emplace_back(l);
+    }
+    rep.attached.push_back(fname + " in " + bin);
+    rep.attachments.push_back({fname, bin, obj->reason, false});
+    TP_LOG_DEBUG("alloc: %s in %s (%s)", fname.c_str(), bin.c_str(), obj->reason.c_str());
   }
   for (const char* required : {"malloc", "free"}) {
     std::string fname = opts_.allocator_prefix + required;
     for (const auto& m : rep.missing)
       if (m == fname)
         return Error("no mapped binary of process " + std::to_string(pid) + " defines " + fname,
-                     opts_.allocator_prefix.empty() ? "is the allocator statically linked and stripped?"
-                                                    : "check --allocator-prefix (e.g. je_ for jemalloc)");
+                     opts_.allocator_prefix.empty()
+                         ? "is the allocator statically linked and stripped?"
+                         : "check --allocator-prefix (e.g. je_ for a prefixed jemalloc build; Debian's jemalloc, "
+                           "tcmalloc and mimalloc are unprefixed and need none)");
   }
   auto& slot = links_[pid];
   for (auto& l : links) slot.push_back(std::move(l));

@@ -48,9 +48,18 @@ struct AllocAge {
   uint64_t bytes = 0;
 };
 
+struct AllocAttachment {
+  std::string function;  // "malloc", "_ZdlPvm", ...
+  std::string object;    // where the process's calls land: "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+  std::string reason;    // why that object: its place in the lookup order ("DT_NEEDED of /usr/bin/server")
+  bool alias = false;    // same address as an entry point already probed
+};
+
 struct AllocAttachReport {
   std::vector<std::string> attached;  // "malloc in /usr/lib/x86_64-linux-gnu/libc.so.6"
-  std::vector<std::string> missing;   // entry points found in no mapped binary
+  std::vector<std::string> missing;   // standard entry points found in no mapped binary
+  std::vector<AllocAttachment> attachments;
+  std::string allocator_object;       // the object malloc resolves to
 };
 
 class AllocProbe : public Family {
@@ -60,9 +69,14 @@ class AllocProbe : public Family {
   AllocProbe(const AllocProbe&) = delete;
   AllocProbe& operator=(const AllocProbe&) = delete;
 
-  // Uprobes on the allocator entry points of `pid` (the first mapped binary
-  // that defines each one: the executable, then its libraries). The process
-  // must already be a session target. Fails when malloc or free is missing.
+  // Uprobes on the allocator entry points of `pid`, each in the object the
+  // process's calls bind to: the first object of the dynamic linker's global
+  // lookup order (symbolize/link_order.h) that defines it. Covers the C API,
+  // the sized frees and extended APIs of jemalloc, tcmalloc and mimalloc
+  // (sdallocx, free_sized, mi_free_size, ...), and C++ operator new/delete
+  // when the allocator's own object defines them (libstdc++'s call malloc,
+  // which is probed anyway). The process must already be a session target.
+  // Fails when malloc or free is missing.
   Result<AllocAttachReport> attach_process(uint32_t pid);
   void detach_process(uint32_t pid);
   // Family

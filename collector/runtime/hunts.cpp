@@ -242,6 +242,42 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
 
 // ---------------------------------------------------------------- leaks
 
+const char* const kNoAllocatorCallsHint =
+    "is the process allocating at all? If it uses an allocator tickprobe does not see (statically linked and "
+    "stripped, a custom arena, or a prefixed build: --allocator-prefix), the leak hunt is blind; rerun with -v to "
+    "see where each entry point resolved";
+
+std::string no_allocator_calls_warning(uint32_t pid, double seconds, const std::vector<LeakAttachedObject>& objects) {
+  char head[96];
+  std::snprintf(head, sizeof head, "saw 0 allocator calls in %.0f s from pid %u; attached ", seconds, pid);
+  std::string s = head;
+  bool first_obj = true;
+  for (const auto& obj : objects) {
+    if (!first_obj) s += "; ";
+    first_obj = false;
+    constexpr size_t kShown = 8;
+    for (size_t i = 0; i < obj.functions.size() && i < kShown; i++) s += (i ? "," : "") + obj.functions[i];
+    if (obj.functions.size() > kShown) s += ",+" + std::to_string(obj.functions.size() - kShown) + " more";
+    s += " in " + obj.object;
+  }
+  if (objects.empty()) s += "nothing";
+  return s;
+}
+
+namespace {
+
+std::vector<LeakAttachedObject> group_by_object(const AllocAttachReport& rep) {
+  std::vector<LeakAttachedObject> out;
+  for (const auto& a : rep.attachments) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const LeakAttachedObject& o) { return o.object == a.object; });
+    if (it == out.end()) it = out.insert(out.end(), LeakAttachedObject{a.object, a.reason, {}});
+    it->functions.push_back(a.function);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
@@ -266,14 +302,22 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
     rt_rep = a.take();
   }
 
+  std::vector<LeakAttachedObject> objects = group_by_object(*rep);
   LeakTracker tracker(ap, s, o.common.pid, o.judge);
   double elapsed = 0;
+  bool warned = false;
   tracker.sample(0);
   elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
           double total = tracker.sample(t);
           auto c = ap.counters();
+          // Silence from an allocator is not "no leak": say loudly what was probed.
+          if (!warned && t >= o.no_calls_warn_s && c["alloc_calls"] + c["free_calls"] == 0) {
+            warned = true;
+            TP_LOG_WARN("%s", no_allocator_calls_warning(o.common.pid, t, objects).c_str());
+            TP_LOG_WARN("hint: %s", kNoAllocatorCallsHint);
+          }
           char buf[200];
           std::snprintf(buf, sizeof(buf), "outstanding %.1f MiB  stacks %zu  leak suspects %zu  allocs %llu  dropped %llu",
                         total / 1048576.0, tracker.stacks(), tracker.suspects(),
@@ -286,7 +330,11 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   LeakReport r = tracker.report(elapsed, o.top);
   r.interval_s = o.common.interval_s;
   r.attached = rep->attached;
+  r.attached_objects = objects;
+  r.allocator_object = rep->allocator_object;
   r.counters = ap.counters().to_map(true);
+  if (r.counters["alloc_calls"] + r.counters["free_calls"] == 0)
+    r.warning = no_allocator_calls_warning(o.common.pid, elapsed, objects);
   if (r.counters["tracking_map_full"])
     r.notes.push_back(std::to_string(r.counters["tracking_map_full"]) +
                       " allocations were not tracked because the allocation map was full (raise --max-tracked or "

@@ -73,7 +73,13 @@ struct LeakHuntOptions {
   bool coroutines = false;  // also hunt coroutine leaks (needs a runtime description)
   RuntimeDescription runtime;
   double coro_min_age_s = 10;
+  // Warn (once, while running) when no allocator call was seen this long.
+  double no_calls_warn_s = 5;
 };
+
+// "saw 0 allocator calls in 5 s from pid P; attached malloc,free,... in /lib/.../libc.so.6"
+std::string no_allocator_calls_warning(uint32_t pid, double seconds, const std::vector<LeakAttachedObject>& objects);
+extern const char* const kNoAllocatorCallsHint;
 
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o);
 

@@ -133,7 +133,7 @@ bool decode_breg(const Dwarf_Op& op, int* reg, int64_t* off);
 
 // Translates one libdw frame state into a row. Returns false when the frame
 // has a rule the BPF side cannot follow (row becomes TP_CFA_INVALID).
-tp_unwind_row frame_to_row(Dwarf_Frame* frame, uint64_t start, bool* is_fp_frame) {
+tp_unwind_row frame_to_row(Dwarf_Frame* frame, uint64_t start, bool* is_fp_frame, bool* rbp_unsupported) {
   tp_unwind_row row{};
   row.pc = static_cast<__u32>(start);
   row.cfa_type = TP_CFA_INVALID;
@@ -152,20 +152,27 @@ tp_unwind_row frame_to_row(Dwarf_Frame* frame, uint64_t start, bool* is_fp_frame
   Dwarf_Op* ops = nullptr;
   size_t nops = 0;
   if (dwarf_frame_cfa(frame, &ops, &nops) != 0 || nops == 0) return row;
-  int reg0 = -1, reg1 = -1;
-  int64_t off0 = 0, off1 = 0;
-  bool breg0 = decode_breg(ops[0], &reg0, &off0);
-  if (nops == 1 && breg0 && (reg0 == kRegRsp || reg0 == kRegRbp)) {
-    if (off0 < INT32_MIN || off0 > INT32_MAX) return row;
-    row.cfa_type = reg0 == kRegRsp ? TP_CFA_RSP : TP_CFA_RBP;
-    row.cfa_offset = static_cast<__s32>(off0);
-  } else if (nops >= 5 && breg0 && reg0 == kRegRsp && decode_breg(ops[1], &reg1, &off1) &&
-             reg1 == kRegRip && ops[4].atom >= DW_OP_lit0 && ops[4].atom <= DW_OP_lit31) {
-    // The PLT expression: CFA = rsp + 8 + ((rip & 15) >= N) << 3.
-    row.cfa_type = TP_CFA_PLT;
-    row.cfa_offset = ops[4].atom - DW_OP_lit0;
-  } else {
-    return row;
+  CfaExpression cfa = classify_cfa_expression(ops, nops);
+  row.cfa_type = TP_CFA_UNSUPPORTED;
+  switch (cfa.form) {
+    case CfaForm::kRegOffset:
+      if ((cfa.reg != kRegRsp && cfa.reg != kRegRbp) || cfa.offset < INT32_MIN || cfa.offset > INT32_MAX) return row;
+      row.cfa_type = cfa.reg == kRegRsp ? TP_CFA_RSP : TP_CFA_RBP;
+      row.cfa_offset = static_cast<__s32>(cfa.offset);
+      break;
+    case CfaForm::kPlt:
+      row.cfa_type = TP_CFA_PLT;
+      row.cfa_offset = static_cast<__s32>(cfa.offset);
+      break;
+    case CfaForm::kDerefOffset:
+      if ((cfa.reg != kRegRsp && cfa.reg != kRegRbp) || cfa.offset < INT16_MIN || cfa.offset > INT16_MAX ||
+          cfa.outer < INT16_MIN || cfa.outer > INT16_MAX)
+        return row;
+      row.cfa_type = cfa.reg == kRegRsp ? TP_CFA_DEREF_RSP : TP_CFA_DEREF_RBP;
+      row.cfa_offset = TP_CFA_DEREF_PACK(cfa.offset, cfa.outer);
+      break;
+    case CfaForm::kUnsupported:
+      return row;
   }
 
   Dwarf_Op rbp_mem[3];
@@ -192,7 +199,8 @@ tp_unwind_row frame_to_row(Dwarf_Frame* frame, uint64_t start, bool* is_fp_frame
     row.rbp_rule = TP_RBP_OFFSET;
     row.rbp_offset = static_cast<__s16>(off);
   } else {
-    row.rbp_rule = TP_RBP_UNDEF;
+    row.rbp_rule = TP_RBP_UNDEF;  // an expression rule (DW_CFA_expression / val_expression)
+    *rbp_unsupported = true;
   }
   *is_fp_frame = row.cfa_type == TP_CFA_RBP && row.cfa_offset == 16;
   return row;
@@ -220,6 +228,44 @@ bool same_rule(const tp_unwind_row& a, const tp_unwind_row& b) {
 }
 
 }  // namespace
+
+CfaExpression classify_cfa_expression(const Dwarf_Op* ops, size_t nops) {
+  CfaExpression e;
+  int reg0 = -1, reg1 = -1;
+  int64_t off0 = 0, off1 = 0;
+  if (nops == 0 || !decode_breg(ops[0], &reg0, &off0)) return e;
+  if (nops == 1) {
+    e.form = CfaForm::kRegOffset;
+    e.reg = reg0;
+    e.offset = off0;
+    return e;
+  }
+  // The PLT expression: rsp + 8 + (((rip & 15) >= N) << 3), spelled
+  // breg7 8; breg16 0; lit15; and; litN; ge; lit3; shl; plus.
+  if (nops >= 5 && reg0 == kRegRsp && decode_breg(ops[1], &reg1, &off1) && reg1 == kRegRip &&
+      ops[4].atom >= DW_OP_lit0 && ops[4].atom <= DW_OP_lit31) {
+    e.form = CfaForm::kPlt;
+    e.reg = reg0;
+    e.offset = ops[4].atom - DW_OP_lit0;
+    return e;
+  }
+  // *(reg + inner) [+ outer]: the old stack pointer saved in a realigned frame.
+  if (ops[1].atom == DW_OP_deref && (nops == 2 || nops == 3)) {
+    int64_t outer = 0;
+    if (nops == 3) {
+      if (ops[2].atom != DW_OP_plus_uconst) return e;
+      outer = static_cast<int64_t>(ops[2].number);
+    }
+    e.form = CfaForm::kDerefOffset;
+    e.reg = reg0;
+    e.offset = off0;
+    e.outer = outer;
+    return e;
+  }
+  // Others (libcrypto: *(rsp + 8 + r9 * 8) + 8, which needs r9, known only
+  // at the leaf) are not evaluated.
+  return e;
+}
 
 Result<CfiTable> build_cfi_table(const std::string& path) {
   elf_version(EV_CURRENT);
@@ -268,9 +314,14 @@ Result<CfiTable> build_cfi_table(const std::string& path) {
       Dwarf_Addr fstart = 0, fend = 0;
       bool signalp = false;
       dwarf_frame_info(frame, &fstart, &fend, &signalp);
-      bool row_fp = false;
-      tp_unwind_row row = frame_to_row(frame, addr, &row_fp);
-      if (signalp) row.cfa_type = TP_CFA_INVALID;
+      bool row_fp = false, rbp_expr = false;
+      tp_unwind_row row = frame_to_row(frame, addr, &row_fp, &rbp_expr);
+      if (signalp) {
+        row.cfa_type = TP_CFA_INVALID;
+        table.stats.signal_frames++;
+      } else if (rbp_expr) {
+        table.stats.rbp_unsupported++;
+      }
       free(frame);
       fp |= row_fp;
       if (table.rows.empty() || !same_rule(table.rows.back(), row) || !any) {
@@ -304,6 +355,11 @@ Result<CfiTable> build_cfi_table(const std::string& path) {
   // Functions that skip the frame are leaves, and the leaf is always unwound
   // by CFI, so the FP walk above it stays right.
   table.frame_pointers = table.fde_count > 0 && table.fp_fdes * 100 >= table.fde_count * 35;
+  table.stats.rows = table.rows.size();
+  for (const auto& r : table.rows) {
+    if (r.cfa_type == TP_CFA_UNSUPPORTED) table.stats.unsupported_rows++;
+    if (r.cfa_type == TP_CFA_DEREF_RSP || r.cfa_type == TP_CFA_DEREF_RBP) table.stats.deref_rows++;
+  }
   return table;
 }
 
@@ -323,7 +379,7 @@ const tp_unwind_row* find_cfi_row(const CfiTable& table, uint64_t pc) {
                              [](uint64_t v, const tp_unwind_row& r) { return v < r.pc; });
   if (it == rows.begin()) return nullptr;
   --it;
-  return it->cfa_type == TP_CFA_INVALID ? nullptr : &*it;
+  return it->cfa_type == TP_CFA_INVALID || it->cfa_type == TP_CFA_UNSUPPORTED ? nullptr : &*it;
 }
 
 }  // namespace tickprobe

@@ -71,10 +71,13 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
     } else {
       b.row_start = next_row_;
       b.row_count = static_cast<uint32_t>(rows.size());
+      stats_.rows_unsupported += table->stats.unsupported_rows;
+      stats_.rows_deref += table->stats.deref_rows;
       next_row_ += b.row_count;
       stats_.rows_used = next_row_;
       stats_.binaries++;
-      TP_LOG_DEBUG("unwind table for %s: %u rows, frame pointers: %s", path.c_str(), b.row_count,
+      TP_LOG_DEBUG("unwind table for %s: %u rows (%zu *(reg+a)+b, %zu unsupported), frame pointers: %s",
+                   path.c_str(), b.row_count, table->stats.deref_rows, table->stats.unsupported_rows,
                    b.frame_pointers ? "yes" : "no");
     }
   }
@@ -131,6 +134,29 @@ void UnwindTables::remove_process(uint32_t pid) {
   bpf_map_delete_elem(maps_.proc_maps_fd(), &pid);
   process_signature_.erase(pid);
   stats_.processes = process_signature_.size();
+}
+
+std::vector<UnwindBinaryInfo> inspect_process_unwind(uint32_t pid) {
+  std::vector<UnwindBinaryInfo> out;
+  std::set<std::string> seen;
+  for (const auto& m : read_proc_maps(pid, /*executable_only=*/true)) {
+    if (m.path.empty() || m.path[0] != '/' || m.inode == 0 || !seen.insert(m.path).second) continue;
+    UnwindBinaryInfo info;
+    info.path = m.path;
+    auto table = build_cfi_table(binary_path_for(pid, m.path, m.start, m.end));
+    if (!table) {
+      info.error = table.error().message;
+    } else {
+      info.rows = table->stats.rows;
+      info.unsupported_rows = table->stats.unsupported_rows;
+      info.deref_rows = table->stats.deref_rows;
+      info.rbp_unsupported = table->stats.rbp_unsupported;
+      info.frame_pointers = table->frame_pointers;
+      info.from_debug_frame = table->from_debug_frame;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 UnwindTablesStats UnwindTables::stats() const {

@@ -30,7 +30,25 @@ struct UnwindTablesStats {
   uint64_t processes = 0;
   uint64_t mappings_truncated = 0;  // processes with more than TP_MAX_PROC_MAPPINGS exec mappings
   uint64_t build_errors = 0;
+  uint64_t rows_unsupported = 0;  // rows of loaded binaries whose CFA rule BPF cannot evaluate (TP_CFA_UNSUPPORTED)
+  uint64_t rows_deref = 0;        // rows with a *(reg+a)+b CFA expression (evaluated)
 };
+
+// The unwind facts of one binary, for `tickprobe doctor --pid`.
+struct UnwindBinaryInfo {
+  std::string path;
+  size_t rows = 0;              // CFI rows after merging (0: no CFI)
+  size_t unsupported_rows = 0;  // CFA expressions the BPF unwinder cannot evaluate
+  size_t deref_rows = 0;        // CFA = *(reg + a) + b rows (evaluated)
+  size_t rbp_unsupported = 0;   // rbp rules given by an expression (rbp lost above them)
+  bool frame_pointers = false;  // non-leaf frames walked by frame pointer
+  bool from_debug_frame = false;
+  std::string error;            // why no table could be built
+};
+
+// Builds (without loading anything) the table of every executable file
+// mapping of `pid`, once per file.
+std::vector<UnwindBinaryInfo> inspect_process_unwind(uint32_t pid);
 
 class UnwindTables {
  public:

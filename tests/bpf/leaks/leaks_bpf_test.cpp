@@ -67,12 +67,13 @@ struct Hunt {
 // Starts the fixture, waits for "ready <pid>", runs `tickprobe leaks` on it
 // while polling the fixture's stats file, and stops the fixture.
 Hunt hunt(const std::string& fixture, const std::vector<std::string>& fixture_args,
-          const std::vector<std::string>& tickprobe_args) {
+          const std::vector<std::string>& tickprobe_args, const std::vector<std::string>& fixture_env = {},
+          bool quiet = true) {
   Hunt h;
   std::string stats = "/tmp/tickprobe-leaks-bpf-" + std::to_string(getpid()) + "-" + fixture + ".json";
   std::vector<std::string> fargv = {tt::bin_path(fixture), "--duration", "30", "--stats-file", stats};
   fargv.insert(fargv.end(), fixture_args.begin(), fixture_args.end());
-  tt::Subprocess fx(fargv);
+  tt::Subprocess fx(fargv, fixture_env);
   auto deadline = Clock::now() + 10s;
   while (tt::read_file(fx.stdout_path()).find("ready ") == std::string::npos && Clock::now() < deadline)
     std::this_thread::sleep_for(5ms);
@@ -84,7 +85,8 @@ Hunt hunt(const std::string& fixture, const std::vector<std::string>& fixture_ar
     if (j.is_object() && j.contains("leaked_bytes"))
       h.truth.push_back({seconds_since(t0), j["leaked_bytes"].get<double>()});
   };
-  std::vector<std::string> argv = {tt::bin_path("tickprobe"), "leaks", "-q", "--pid", std::to_string(fx.pid()), "--json"};
+  std::vector<std::string> argv = {tt::bin_path("tickprobe"), "leaks", "--pid", std::to_string(fx.pid()), "--json"};
+  if (quiet) argv.push_back("-q");
   argv.insert(argv.end(), tickprobe_args.begin(), tickprobe_args.end());
   auto t0 = Clock::now();
   tt::Subprocess probe(argv);
@@ -143,23 +145,88 @@ void expect_fixture_leak_found(const Hunt& h) {
   EXPECT_EQ(h.report["counters"]["tracking_map_full"], 0);
 }
 
-TEST(LeaksBpf, FindsTheLeakWithFramePointers) {
-  // Fixture defaults: 64 KiB/s in 4 KiB allocations, 256 x 8 KiB pool
-  // replaced 2000 times a second, a 1 MiB cache filled in the first second.
-  Hunt h = hunt("leak_fixture", {}, {"-d", "8", "-i", "1"});
+// The exact-mode comparison with the fixture's truth: the leak's bytes
+// within 10% of what leaked in the window, its rate within 10% of the
+// fixture's 64 KiB/s, and the pool tracked and judged flat. `label` names
+// the run in the printed numbers.
+void expect_exact_leak(const Hunt& h, const std::string& label) {
   expect_fixture_leak_found(h);
-  if (HasFatalFailure()) return;
+  if (::testing::Test::HasFatalFailure()) return;
   const json& top = h.report["leaks"][0];
   double truth = h.leaked_in_window();
   EXPECT_NEAR(top["bytes"].get<double>(), truth, 0.10 * truth) << "window " << h.report["duration_s"];
   EXPECT_NEAR(top["growth_bytes_per_s"].get<double>(), 65536.0, 0.10 * 65536.0);
-  // The pool was tracked too, and judged flat.
   bool pool_seen = false;
   for (const auto& l : h.report["largest_not_leaking"]) pool_seen |= stack_has(l, "pool_churn");
   EXPECT_TRUE(pool_seen) << describe(h.report["largest_not_leaking"]);
-  std::printf("leak: reported %.0f bytes (+%.0f B/s), fixture leaked %.0f bytes in the %.2f s window\n",
-              top["bytes"].get<double>(), top["growth_bytes_per_s"].get<double>(), truth,
-              h.report["duration_s"].get<double>());
+  EXPECT_EQ(h.report["verdict"], "leak");
+  std::printf("%s: reported %.0f bytes (+%.0f B/s), fixture leaked %.0f bytes in the %.2f s window (%+.1f%%)\n",
+              label.c_str(), top["bytes"].get<double>(), top["growth_bytes_per_s"].get<double>(), truth,
+              h.report["duration_s"].get<double>(), 100.0 * (top["bytes"].get<double>() - truth) / truth);
+}
+
+TEST(LeaksBpf, FindsTheLeakWithFramePointers) {
+  // Fixture defaults: 64 KiB/s in 4 KiB allocations, 256 x 8 KiB pool
+  // replaced 2000 times a second, a 1 MiB cache filled in the first second.
+  Hunt h = hunt("leak_fixture", {}, {"-d", "8", "-i", "1"});
+  expect_exact_leak(h, "leak (glibc)");
+  EXPECT_NE(h.report.value("allocator_object", "").find("libc.so"), std::string::npos);
+}
+
+// The fixture linked against another malloc (tests/fixtures/leak), or glibc's
+// build run with that malloc preloaded: malloc/free must be probed where the
+// dynamic linker binds them, not in glibc (mapped, but never called).
+struct AllocatorCase {
+  std::string name;
+  std::string fixture;
+  std::vector<std::string> env;
+  std::string allocator_object;  // a substring of the object malloc must resolve to
+  std::vector<std::string> also_probed;  // entry points of that allocator that must be probed there
+};
+
+std::ostream& operator<<(std::ostream& os, const AllocatorCase& c) { return os << c.name; }
+
+class LeaksOtherAllocator : public ::testing::TestWithParam<AllocatorCase> {};
+
+TEST_P(LeaksOtherAllocator, FindsTheLeak) {
+  const AllocatorCase& c = GetParam();
+  Hunt h = hunt(c.fixture, {}, {"-d", "8", "-i", "1"}, c.env);
+  expect_exact_leak(h, "leak (" + c.name + ")");
+  if (HasFatalFailure()) return;
+  EXPECT_NE(h.report["allocator_object"].get<std::string>().find(c.allocator_object), std::string::npos)
+      << h.report["attached_objects"].dump();
+  std::vector<std::string> probed;
+  for (const auto& o : h.report["attached_objects"])
+    if (o["object"].get<std::string>().find(c.allocator_object) != std::string::npos)
+      for (const auto& f : o["functions"]) probed.push_back(f);
+  for (const auto& f : c.also_probed)
+    EXPECT_NE(std::find(probed.begin(), probed.end(), f), probed.end())
+        << f << " not probed in " << c.allocator_object << ": " << h.report["attached_objects"].dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Allocators, LeaksOtherAllocator,
+    ::testing::Values(
+        AllocatorCase{"jemalloc", "leak_fixture_jemalloc", {}, "libjemalloc.so", {"free", "sdallocx", "_ZdlPvm"}},
+        AllocatorCase{"tcmalloc", "leak_fixture_tcmalloc", {}, "libtcmalloc.so", {"free", "tc_free_sized", "_Znwm"}},
+        AllocatorCase{"mimalloc", "leak_fixture_mimalloc", {}, "libmimalloc.so", {"free", "mi_free_size", "_Znwm"}},
+        AllocatorCase{"ld_preload_jemalloc", "leak_fixture",
+                      {"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}, "libjemalloc.so", {"sdallocx"}}),
+    [](const ::testing::TestParamInfo<AllocatorCase>& i) { return i.param.name; });
+
+TEST(LeaksBpf, NoAllocatorCallsIsNoVerdict) {
+  // The fixture with nothing to do allocates nothing after startup: the hunt
+  // must warn and give no verdict (exit 1), never a silent "no leak".
+  Hunt h = hunt("leak_fixture", {"--leak-bytes-per-sec", "0", "--pool-ops-per-sec", "0", "--cache-bytes", "0"},
+                {"-d", "6", "-i", "1"}, {}, /*quiet=*/false);
+  ASSERT_TRUE(h.report.is_object()) << h.stderr_text;
+  EXPECT_EQ(h.rc, 1) << h.stderr_text;
+  EXPECT_EQ(h.report["verdict"], "no_verdict");
+  EXPECT_NE(h.report["warning"].get<std::string>().find("saw 0 allocator calls"), std::string::npos);
+  EXPECT_NE(h.report["warning"].get<std::string>().find("malloc"), std::string::npos);
+  // Said while running (at 5 s), and again as the reason for exit code 1.
+  EXPECT_NE(h.stderr_text.find("saw 0 allocator calls in 5 s"), std::string::npos) << h.stderr_text;
+  EXPECT_NE(h.stderr_text.find("no verdict: saw 0 allocator calls"), std::string::npos) << h.stderr_text;
 }
 
 TEST(LeaksBpf, FindsTheLeakWithoutFramePointers) {
