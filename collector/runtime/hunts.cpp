@@ -313,7 +313,7 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
           double total = tracker.sample(t);
           auto c = ap.counters();
           // Silence from an allocator is not "no leak": say loudly what was probed.
-          if (!warned && t >= o.no_calls_warn_s && c["alloc_calls"] + c["free_calls"] == 0) {
+          if (!warned && t >= o.no_calls_warn_s && c[TP_CTR_ALLOC_CALLS] + c[TP_CTR_FREE_CALLS] == 0) {
             warned = true;
             TP_LOG_WARN("%s", no_allocator_calls_warning(o.common.pid, t, objects).c_str());
             TP_LOG_WARN("hint: %s", kNoAllocatorCallsHint);

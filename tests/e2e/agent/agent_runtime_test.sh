@@ -22,7 +22,14 @@ PORT=$(free_port); ADMIN=$(free_port)
 wait_http "http://127.0.0.1:$ADMIN/healthz" 50 || fail "tickgame did not start"
 "$BIN/tickbots" --port "$PORT" --clients 20 --duration 9 > /dev/null 2>&1 & BOTS=$!; PIDS+=($BOTS)
 wait $BOTS || true
-sleep 13  # bots gone; past the agent's 10 s leak judgement and a few more GC cycles
+sleep 3  # bots gone; a few more GC cycles
+# The agent re-judges leak suspects every 10 s, each time over all it has
+# seen: wait (up to 60 s, not a fixed sleep that a loaded machine can
+# outrun) until a judgement has had enough steady growth to name a suspect.
+for _ in $(seq 60); do
+  curl -sf "$AGENT_URL/metrics" | grep -q '^tickprobe_leak_suspect_bytes{' && break
+  sleep 1
+done
 
 # Read both sides back to back, twice, and keep a pair taken with no GC cycle in between.
 for attempt in 1 2 3 4 5; do

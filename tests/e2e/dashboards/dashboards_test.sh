@@ -54,6 +54,7 @@ fi
 start_agent "$BIN" --comm cpu_fixture --exe "$BIN/tickgame" --enable sockets --enable tls
 GAME_PORT=$(free_port); GAME_TLS_PORT=$(free_port)
 "$BIN/tickgame" --port "$GAME_PORT" --tls-port "$GAME_TLS_PORT" --admin-port 0 --duration 150 --gc-every-ticks 4 \
+  --inject-blocking-writes --blocking-write-timeout-ms 20 --sndbuf-kb 8 --max-outbound-kb 8 \
   > /dev/null 2>&1 & PIDS+=($!)
 # (and for the network row) bots that stay, two of them slow readers, and a
 # stream of short TLS sessions, so handshakes keep happening.
