@@ -34,6 +34,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* tcp_probe fires on every incoming segment: a connection's facts are read
  * at most once per this many ns from it (zero windows are checked always). */
 const volatile __u64 tcp_probe_gap_ns = 1000000;
+/* Calls that blocked at least this long get their user stack. It is taken
+ * at syscall exit, in the thread's own context (its user registers were
+ * saved at entry and its memory is current), so a call that blocked only
+ * briefly costs no unwind: a ping-pong server that blocks for microseconds
+ * on every recv would otherwise pay a full CFI walk per call. Their time is
+ * still counted per peer and operation, under no stack. */
+const volatile __u64 stack_min_block_ns = 100000;
 
 #ifndef SOCK_MAX_COUNTS
 #define SOCK_MAX_COUNTS 8192
@@ -388,7 +395,8 @@ static __always_inline int exit_call(long ret)
 	key.tgid = in->tgid;
 	key.tid = tid;
 	key.sk = in->sk;
-	key.user_stack = in->user_stack;
+	if (blocked && blocked >= stack_min_block_ns)
+		key.user_stack = tp_current_user_stack(in->tgid);
 	key.op = in->op;
 	key.fd = in->fd;
 	read_tuple(sk, &key.tuple);
@@ -514,14 +522,10 @@ int BPF_PROG(sock_sched_switch, bool preempt, struct task_struct *prev, struct t
 	struct sock_inflight *in;
 	__u64 now = bpf_ktime_get_ns();
 
-	/* Switch-out inside a socket call: prev is current, so its user
-	 * registers (saved at syscall entry) and memory are readable here. */
+	/* Switch-out inside a socket call: the blocked time starts. */
 	in = bpf_map_lookup_elem(&inflight, &prev_pid);
-	if (in && !in->off_since_ns) {
+	if (in && !in->off_since_ns)
 		in->off_since_ns = now;
-		if (!in->user_stack)
-			in->user_stack = tp_current_user_stack(in->tgid);
-	}
 	in = bpf_map_lookup_elem(&inflight, &next_pid);
 	if (in && in->off_since_ns) {
 		in->blocked_ns += now - in->off_since_ns;

@@ -57,6 +57,10 @@ void register_sockets(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--report", a->report, "write the report here instead of stdout");
   cmd->add_option("--max-conns", a->rec.sockets.max_conns, "TCP connections tracked in the kernel")
       ->default_val(8192);
+  cmd->add_option("--stack-min-block-us", a->rec.sockets.stack_min_block_us,
+                  "take the user stack of calls that blocked at least this long (shorter blocks are counted "
+                  "per peer, without a stack)")
+      ->default_val(100);
   cmd->add_option("--tcp-probe-gap-us", a->rec.sockets.tcp_probe_gap_us,
                   "read a connection's TCP facts from tcp_probe at most this often")
       ->default_val(1000);

@@ -50,7 +50,7 @@ struct sock_agg_key {
 	__u32 tgid;
 	__u32 tid;
 	__u64 sk;          /* struct sock address: the connection's identity */
-	__u64 user_stack;  /* hash in the stacks map, taken at the first switch-out; 0 = never blocked */
+	__u64 user_stack;  /* unused: the stack is taken at exit (stack_min_block_ns) */
 	__u32 op;          /* enum sock_op */
 	__s32 fd;
 	struct sock_tuple tuple;

@@ -34,6 +34,9 @@ Result<SocketsOptions> SocketsOptions::from_settings(const FamilySettings& s) {
   if (!gap) return gap.error();
   auto user = s.get_u64("max_user_conns", o.max_user_conns, 16, 1u << 20);
   if (!user) return user.error();
+  auto stack_min = s.get_u64("stack_min_block_us", o.stack_min_block_us, 0, 60'000'000);
+  if (!stack_min) return stack_min.error();
+  o.stack_min_block_us = *stack_min;
   o.max_counts = static_cast<uint32_t>(*counts);
   o.max_threads = static_cast<uint32_t>(*threads);
   o.max_conns = static_cast<uint32_t>(*conns);
@@ -46,6 +49,7 @@ Result<std::unique_ptr<SocketsProbe>> SocketsProbe::create(Session& session, con
   std::unique_ptr<SocketsProbe> p(new SocketsProbe(session, opts));
   auto skel = load_skeleton(session, "sockets", TP_SKELETON_OPS(sockets), [&](sockets_bpf* s) -> Status {
     s->rodata->tcp_probe_gap_ns = opts.tcp_probe_gap_us * 1000;
+    s->rodata->stack_min_block_ns = opts.stack_min_block_us * 1000;
     bpf_map__set_max_entries(s->maps.counts_0, opts.max_counts);
     bpf_map__set_max_entries(s->maps.counts_1, opts.max_counts);
     bpf_map__set_max_entries(s->maps.inflight, opts.max_threads);
@@ -295,7 +299,7 @@ FamilySpec sockets_family_spec() {
   spec.name = "sockets";
   spec.summary = "time blocked in socket syscalls by peer and stack, send backpressure, TCP connection facts";
   spec.agent_default_on = false;
-  spec.setting_keys = {"max_counts", "max_threads", "max_conns", "tcp_probe_gap_us", "max_user_conns"};
+  spec.setting_keys = {"max_counts", "max_threads", "max_conns", "tcp_probe_gap_us", "max_user_conns", "stack_min_block_us"};
   spec.create = [](Session& session, const FamilySettings& settings) -> Result<std::unique_ptr<Family>> {
     auto opts = SocketsOptions::from_settings(settings);
     if (!opts) return opts.error();

@@ -38,6 +38,7 @@ struct SocketsOptions {
   uint32_t max_conns = 8192;      // TCP connections tracked in the kernel
   uint64_t tcp_probe_gap_us = 1000;  // min gap between tcp_probe fact reads per connection
   size_t max_user_conns = 4096;   // connections kept in user space (beyond: folded, counted)
+  uint64_t stack_min_block_us = 100;  // blocks at least this long get their user stack
 
   static Result<SocketsOptions> from_settings(const FamilySettings& s);
 };
