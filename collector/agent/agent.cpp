@@ -102,18 +102,47 @@ std::vector<std::string> Agent::family_names() const {
   return out;
 }
 
+bool Agent::attach_family(uint32_t pid, Family& f, std::string* error) {
+  if (auto st = f.attach(pid); !st) {
+    *error = st.error().message;
+    return false;
+  }
+  if (&f == alloc_) {
+    std::lock_guard<std::mutex> lock(mu_);
+    leak_trackers_[pid] = std::make_unique<LeakTracker>(*alloc_, *session_, pid, opts_.leak_judge);
+  }
+  return true;
+}
+
 void Agent::attach_target(uint32_t pid) {
+  std::string error;
   for (auto& f : families_) {
-    if (auto st = f->attach(pid); !st) {
-      // A family that found nothing to attach to in this process (no USDT
-      // probes, no allocator) is not an agent failure.
-      TP_LOG_INFO("process %u: %s family not attached: %s", pid, f->name(), st.error().message.c_str());
-      continue;
+    if (attach_family(pid, *f, &error)) continue;
+    // A process caught at exec has not mapped its libraries yet (the
+    // dynamic linker runs after the exec event), so uprobe families that
+    // look for a library (OpenSSL, the allocator) retry for a while.
+    pending_attach_[pid].push_back({f.get(), std::chrono::steady_clock::now(), error});
+  }
+}
+
+void Agent::retry_pending_attaches() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = pending_attach_.begin(); it != pending_attach_.end();) {
+    auto& list = it->second;
+    for (auto p = list.begin(); p != list.end();) {
+      if (attach_family(it->first, *p->family, &p->last_error)) {
+        TP_LOG_INFO("process %u: %s family attached on retry", it->first, p->family->name());
+        p = list.erase(p);
+      } else if (now - p->first >= std::chrono::duration<double>(opts_.attach_retry_s)) {
+        // Not an agent failure: the process has nothing for this family
+        // (no USDT probes, no OpenSSL, no allocator).
+        TP_LOG_INFO("process %u: %s family not attached: %s", it->first, p->family->name(), p->last_error.c_str());
+        p = list.erase(p);
+      } else {
+        ++p;
+      }
     }
-    if (f.get() == alloc_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      leak_trackers_[pid] = std::make_unique<LeakTracker>(*alloc_, *session_, pid, opts_.leak_judge);
-    }
+    it = list.empty() ? pending_attach_.erase(it) : std::next(it);
   }
 }
 
@@ -123,6 +152,7 @@ void Agent::detach_target(uint32_t pid) {
   if (runtime_) snap = runtime_->snapshot();
   RuntimeTargetStats rs = runtime_stats(pid, runtime_ ? &snap : nullptr);
   for (auto& f : families_) f->detach(pid);
+  pending_attach_.erase(pid);
   std::lock_guard<std::mutex> lock(mu_);
   leak_trackers_.erase(pid);
   leak_reports_.erase(pid);
@@ -232,6 +262,7 @@ void Agent::run(const std::atomic<bool>& stop) {
   loop.tick = [&](double) {
     drain_once();
     session_->refresh_targets();
+    retry_pending_attaches();
     session_->stacks().prune_if_needed();
     auto now = std::chrono::steady_clock::now();
     if (alloc_ && now - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {

@@ -43,6 +43,7 @@ struct AgentOptions {
   double drain_interval_s = 1.0;
   size_t max_exited_targets = 64;  // exited targets kept in stats
   double max_capture_seconds = 300;
+  double attach_retry_s = 10;  // how long a family's failed attach to a new process is retried
 };
 
 // The families an agent with these options runs, in registry order; a
@@ -68,6 +69,8 @@ class Agent {
   void on_process_event(const ProcessEvent& ev);
   void drain_once();
   void attach_target(uint32_t pid);
+  bool attach_family(uint32_t pid, Family& f, std::string* error);
+  void retry_pending_attaches();
   void detach_target(uint32_t pid);
   void refresh_leak_reports();
   RuntimeTargetStats runtime_stats(uint32_t pid, const RuntimeSnapshot* snap) const;
@@ -81,6 +84,12 @@ class Agent {
   OffCpuProbe* offcpu_ = nullptr;
   RuntimeProbe* runtime_ = nullptr;
   AllocProbe* alloc_ = nullptr;
+  struct PendingAttach {
+    Family* family;
+    std::chrono::steady_clock::time_point first;
+    std::string last_error;
+  };
+  std::map<uint32_t, std::vector<PendingAttach>> pending_attach_;  // run-loop thread only
   std::map<uint32_t, std::unique_ptr<LeakTracker>> leak_trackers_;
   std::map<uint32_t, LeakReport> leak_reports_;
   std::chrono::steady_clock::time_point last_leak_report_;

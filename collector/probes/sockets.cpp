@@ -298,7 +298,7 @@ FamilySpec sockets_family_spec() {
   FamilySpec spec;
   spec.name = "sockets";
   spec.summary = "time blocked in socket syscalls by peer and stack, send backpressure, TCP connection facts";
-  spec.agent_default_on = false;
+  spec.agent_default_on = false;  // a tracepoint hit per read/write system-wide: opt-in (docs/overhead.md)
   spec.setting_keys = {"max_counts", "max_threads", "max_conns", "tcp_probe_gap_us", "max_user_conns", "stack_min_block_us"};
   spec.create = [](Session& session, const FamilySettings& settings) -> Result<std::unique_ptr<Family>> {
     auto opts = SocketsOptions::from_settings(settings);
