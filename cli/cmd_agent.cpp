@@ -170,4 +170,6 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_agent, 100);
+
 }  // namespace tickprobe::cli

@@ -80,4 +80,6 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_doctor, 10);
+
 }  // namespace tickprobe::cli

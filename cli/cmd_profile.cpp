@@ -169,4 +169,7 @@ void register_offcpu(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_profile, 20);
+TP_CLI_COMMAND(register_offcpu, 30);
+
 }  // namespace tickprobe::cli

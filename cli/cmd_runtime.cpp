@@ -170,4 +170,8 @@ void register_leaks(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_coro, 40);
+TP_CLI_COMMAND(register_pauses, 50);
+TP_CLI_COMMAND(register_leaks, 60);
+
 }  // namespace tickprobe::cli

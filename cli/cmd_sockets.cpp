@@ -96,4 +96,6 @@ void register_sockets(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_sockets, 70);
+
 }  // namespace tickprobe::cli

@@ -89,4 +89,6 @@ void register_tls(CLI::App& app, GlobalOptions& g, Action& run) {
   });
 }
 
+TP_CLI_COMMAND(register_tls, 80);
+
 }  // namespace tickprobe::cli

@@ -24,15 +24,17 @@ using Action = std::function<Status()>;
 // Set by SIGINT/SIGTERM; long-running commands finish and write what they have.
 extern std::atomic<bool> g_stop;
 
-void register_doctor(CLI::App& app, GlobalOptions& g, Action& run);
-void register_profile(CLI::App& app, GlobalOptions& g, Action& run);
-void register_offcpu(CLI::App& app, GlobalOptions& g, Action& run);
-void register_agent(CLI::App& app, GlobalOptions& g, Action& run);
-void register_coro(CLI::App& app, GlobalOptions& g, Action& run);
-void register_pauses(CLI::App& app, GlobalOptions& g, Action& run);
-void register_leaks(CLI::App& app, GlobalOptions& g, Action& run);
-void register_sockets(CLI::App& app, GlobalOptions& g, Action& run);
-void register_tls(CLI::App& app, GlobalOptions& g, Action& run);
+// Each cmd_*.cpp registers its subcommands with TP_CLI_COMMAND(fn, order):
+// the order is the order in `tickprobe --help`. Adding a subcommand is then
+// its file alone (the CLI sources are linked into the executable, so the
+// registrars' static initializers always run).
+using RegisterFn = void (*)(CLI::App& app, GlobalOptions& g, Action& run);
+struct CommandRegistrar {
+  CommandRegistrar(int order, RegisterFn fn);
+};
+void register_all_commands(CLI::App& app, GlobalOptions& g, Action& run);
+#define TP_CLI_COMMAND(fn, order) \
+  static const ::tickprobe::cli::CommandRegistrar fn##_registrar_{order, &fn}
 
 // --pid/--comm/--exe on a subcommand.
 void add_target_options(CLI::App* cmd, TargetSpec& spec);

@@ -1,6 +1,9 @@
 // tickprobe: eBPF observability and profiling for game servers.
 #include <csignal>
+#include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/log.h"
@@ -14,6 +17,21 @@ static const char kUsagePrefix[] = "usage: ";
 
 Status usage_error(std::string msg, std::string hint) { return Error(kUsagePrefix + msg, std::move(hint)); }
 bool is_usage_error(const Error& e) { return e.message.rfind(kUsagePrefix, 0) == 0; }
+
+namespace {
+std::vector<std::pair<int, RegisterFn>>& command_list() {
+  static std::vector<std::pair<int, RegisterFn>> list;
+  return list;
+}
+}  // namespace
+
+CommandRegistrar::CommandRegistrar(int order, RegisterFn fn) { command_list().emplace_back(order, fn); }
+
+void register_all_commands(CLI::App& app, GlobalOptions& g, Action& run) {
+  auto list = command_list();
+  std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, fn] : list) fn(app, g, run);
+}
 
 void add_target_options(CLI::App* cmd, TargetSpec& spec) {
   cmd->add_option("-p,--pid", spec.pids, "process id to trace (repeatable)")->group("Target");
@@ -40,15 +58,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
 
   cli::Action run;
-  cli::register_doctor(app, g, run);
-  cli::register_profile(app, g, run);
-  cli::register_offcpu(app, g, run);
-  cli::register_coro(app, g, run);
-  cli::register_pauses(app, g, run);
-  cli::register_leaks(app, g, run);
-  cli::register_sockets(app, g, run);
-  cli::register_tls(app, g, run);
-  cli::register_agent(app, g, run);
+  cli::register_all_commands(app, g, run);
 
   try {
     app.parse(argc, argv);
