@@ -26,6 +26,7 @@ struct AgentArgs {
   uint64_t sample_bytes = 0;
   double budget_ms = 0;
   std::vector<std::string> enable, disable, family_opts;
+  size_t max_concurrent_profiles = 4;
 };
 
 // The family flags become registry choices and settings.
@@ -54,11 +55,10 @@ Status apply_family_flags(AgentArgs& a, const CLI::App& cmd) {
 HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest& req) {
   HttpResponse r;
   double seconds = 30;
-  try {
-    seconds = std::stod(req.param("seconds", "30"));
-  } catch (...) {
+  // Strict: "nan", "0x10", "1 abc", "-1", "1e3" are all 400, not a guess.
+  if (!tinyhttp::parse_decimal_seconds(req.param("seconds", "30"), 0, 1e9, seconds) || !(seconds > 0)) {
     r.status = 400;
-    r.body = "seconds must be a number\n";
+    r.body = "seconds must be a positive decimal number, e.g. seconds=30 (got \"" + req.param("seconds") + "\")\n";
     return r;
   }
   auto prof = agent.capture(kind, seconds, g_stop);
@@ -120,6 +120,10 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       ->default_val(1024);
   cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
       ->default_val(1.0);
+  cmd->add_option("--max-concurrent-profiles", a->max_concurrent_profiles,
+                  "profile requests served at once; more get 429 with Retry-After")
+      ->default_val(4)
+      ->check(CLI::Range(1, 64));
   cmd->footer(
       "Endpoints:\n"
       "  GET /metrics                          Prometheus text format\n"
@@ -139,17 +143,24 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       if (!agent) return agent.error();
       Agent& ag = **agent;
 
-      HttpServer server;
+      HttpLimits limits;
+      limits.slow_workers = a->max_concurrent_profiles;
+      HttpServer server(limits);
       server.handle_get("/metrics", [&ag](const HttpRequest&) {
         HttpResponse r;
         r.content_type = kPrometheusContentType;
         r.body = render_prometheus_text(agent_metrics(ag.stats()));
         return r;
       });
-      server.handle_get("/debug/pprof/profile",
-                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); });
-      server.handle_get("/debug/pprof/offcpu",
-                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); });
+      // Captures take seconds: their own bounded pool, so they never delay
+      // /metrics or /healthz; more than --max-concurrent-profiles get 429.
+      server.handle_get(
+          "/debug/pprof/profile", [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); },
+          HandlerKind::kLongRunning);
+      server.handle_get(
+          "/debug/pprof/offcpu",
+          [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); },
+          HandlerKind::kLongRunning);
       server.handle_get("/healthz", [](const HttpRequest&) {
         HttpResponse r;
         r.body = "ok\n";
