@@ -6,6 +6,7 @@
 #include "agent/agent.h"
 #include "agent_metrics.h"
 #include "cli/commands.h"
+#include "core/parse.h"
 #include "http_server.h"
 #include "pprof.h"
 
@@ -27,6 +28,7 @@ struct AgentArgs {
   double budget_ms = 0;
   std::vector<std::string> enable, disable, family_opts;
   size_t max_concurrent_profiles = 4;
+  std::string forget_exited_after = "180s";
 };
 
 // The family flags become registry choices and settings.
@@ -120,6 +122,14 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       ->default_val(1024);
   cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
       ->default_val(1.0);
+  cmd->add_option("--forget-exited-after", a->forget_exited_after,
+                  "drop an exited process's series after this long (e.g. 300s, 5m; the tickprobe_targets_* totals "
+                  "keep counting it)")
+      ->default_val("180s");
+  cmd->add_option("--max-exited", a->opts.session.retention.max_exited,
+                  "exited processes whose series are kept at most (oldest dropped first)")
+      ->default_val(64)
+      ->check(CLI::Range(0, 100000));
   cmd->add_option("--max-concurrent-profiles", a->max_concurrent_profiles,
                   "profile requests served at once; more get 429 with Retry-After")
       ->default_val(4)
@@ -129,7 +139,7 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /metrics                          Prometheus text format\n"
       "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
-      "  GET /healthz                           liveness\n"
+      "  GET /healthz                           200 \"ok\", or \"degraded: ...\" when a family failed to attach\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
   cmd->callback([a, &g, &run, cmd_ptr] {
@@ -139,6 +149,11 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       if (!bind) return usage_error(bind.error().message, bind.error().hint);
       if (auto st = apply_family_flags(*a, *cmd_ptr); !st) return st;
       a->opts.hitch.budget_ns = static_cast<uint64_t>(a->budget_ms * 1e6);
+      if (!(a->opts.drain_interval_s >= 0.05) || a->opts.drain_interval_s > 3600)
+        return usage_error("--interval must be between 0.05 and 3600 seconds", "e.g. --interval 1");
+      auto forget = parse_duration_seconds(a->forget_exited_after);
+      if (!forget) return usage_error("--forget-exited-after: " + forget.error().message, "e.g. 300s, 5m or 0");
+      a->opts.session.retention.forget_exited_after_s = *forget;
       auto agent = Agent::create(a->opts);
       if (!agent) return agent.error();
       Agent& ag = **agent;
@@ -161,9 +176,12 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
           "/debug/pprof/offcpu",
           [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); },
           HandlerKind::kLongRunning);
-      server.handle_get("/healthz", [](const HttpRequest&) {
+      // 200 either way (the agent is alive and serving); the body says
+      // "ok", or "degraded: ..." naming the families that failed to attach
+      // to a traced process and why (docs/metrics.md).
+      server.handle_get("/healthz", [&ag](const HttpRequest&) {
         HttpResponse r;
-        r.body = "ok\n";
+        r.body = agent_health_text(ag.stats());
         return r;
       });
       if (auto st = server.start(*bind); !st) return st;

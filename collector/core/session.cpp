@@ -34,6 +34,7 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
   if (!maps) return maps.error();
   std::unique_ptr<Session> s(new Session());
   s->maps_ = maps.take();
+  s->opts_ = opts;
   s->stacks_ = std::make_unique<StackStore>(s->maps_.stacks_fd(), opts.map_sizes.max_stacks);
   s->symbolizer_ = std::make_unique<Symbolizer>(opts.symbolizer);
   s->unwind_ = std::make_unique<UnwindTables>(s->maps_);
