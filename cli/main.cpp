@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
 
   if (!run) return 2;
   Status st = run();
+  flush_log_summaries(true);
   if (!st) {
     const Error& e = st.error();
     bool usage = cli::is_usage_error(e);

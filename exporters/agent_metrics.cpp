@@ -199,6 +199,16 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   for (const auto& [key, n] : st.attach_failures) add(af, {{"family", key.first}, {"reason", key.second}}, static_cast<double>(n));
   out.push_back(af);
 
+  auto logs = family("tickprobe_log_messages_suppressed_total",
+                     "Log messages not printed by the rate limit (each call site prints at most 5 lines per 10 s, "
+                     "then one summary).",
+                     MetricType::kCounter);
+  add(logs, {}, static_cast<double>(st.log_messages_suppressed));
+  out.push_back(logs);
+  auto printed = family("tickprobe_log_lines_total", "Log lines written (summaries included).", MetricType::kCounter);
+  add(printed, {}, static_cast<double>(st.log_lines_printed));
+  out.push_back(printed);
+
   auto drains = family("tickprobe_drains_total", "Reads of the in-kernel aggregation maps.", MetricType::kCounter);
   add(drains, {}, static_cast<double>(st.drains));
   out.push_back(drains);

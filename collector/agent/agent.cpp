@@ -307,6 +307,7 @@ void Agent::run(const std::atomic<bool>& stop) {
     session_->stacks().prune_if_needed();
     auto now = std::chrono::steady_clock::now();
     forget_exited(now);
+    flush_log_summaries();
     if (alloc_ && now - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
       refresh_leak_reports();
       last_leak_report_ = now;
@@ -403,6 +404,9 @@ AgentStats Agent::stats() const {
     for (const auto& [cause, n] : p.hitches_by_cause) s.all_hitches_by_cause[cause] += n;
   }
   s.attach_failures = attach_failures_;
+  auto ls = log_stats();
+  s.log_lines_printed = ls.printed;
+  s.log_messages_suppressed = ls.suppressed;
   // Degraded: a family that failed on a target that is still traced.
   std::set<std::string> failing;
   for (const auto& [pid, fam] : attach_failed_) failing.insert(fam);

@@ -66,8 +66,11 @@ struct AgentStats {
   std::map<std::string, uint64_t> all_hitches_by_cause;
   // Attach failures: (family, reason) -> count; reasons are short slugs.
   std::map<std::pair<std::string, std::string>, uint64_t> attach_failures;
-  // Families that attached to no target at all although targets exist.
+  // Families that failed to attach to a process that is still traced.
   std::vector<std::string> degraded;
+  // The logger's rate limit (core/log.h).
+  uint64_t log_lines_printed = 0;
+  uint64_t log_messages_suppressed = 0;
 };
 
 }  // namespace tickprobe
