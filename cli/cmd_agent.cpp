@@ -5,6 +5,7 @@
 
 #include "agent/agent.h"
 #include "agent_metrics.h"
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "core/parse.h"
 #include "http_server.h"
@@ -92,8 +93,10 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--listen", a->listen, "address to serve HTTP on (host:port)")->default_val("127.0.0.1:9464");
   cmd->add_option("-F,--frequency", a->frequency, "CPU samples per second per CPU")
       ->default_val(99)
-      ->check(CLI::Range(1, 10000));
-  cmd->add_option("--min-block-us", a->min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
+      ->check(Count(1, 10000));
+  cmd->add_option("--min-block-us", a->min_block_us, "off-CPU: ignore shorter blocks")
+      ->default_val(1)
+      ->check(Count(0, kMaxBlockUs));
   cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
   cmd->add_flag("--no-runtime", a->no_runtime,
                 "do not trace the game runtime's USDT probes (coroutines, pauses, ticks, hitches)");
@@ -115,13 +118,17 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--family-opt", a->family_opts, "a family setting, NAME.KEY=VALUE (repeatable)")
       ->group("Families");
   cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
-      ->default_val(16384);
+      ->default_val(16384)
+      ->check(Count(1, kMaxStacksLimit));
   cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
-      ->default_val(1u << 20);
+      ->default_val(1u << 20)
+      ->check(Count(1, kUnwindRowsLimit));
   cmd->add_option("--max-targets", a->opts.session.map_sizes.max_targets, "processes traced at once")
-      ->default_val(1024);
+      ->default_val(1024)
+      ->check(Count(1, kMaxTargetsLimit));
   cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
-      ->default_val(1.0);
+      ->default_val(1.0)
+      ->check(Seconds(3600, false));
   cmd->add_option("--forget-exited-after", a->forget_exited_after,
                   "drop an exited process's series after this long (e.g. 300s, 5m; the tickprobe_targets_* totals "
                   "keep counting it)")
@@ -129,11 +136,11 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--max-exited", a->opts.session.retention.max_exited,
                   "exited processes whose series are kept at most (oldest dropped first)")
       ->default_val(64)
-      ->check(CLI::Range(0, 100000));
+      ->check(Count(0, 100000));
   cmd->add_option("--max-concurrent-profiles", a->max_concurrent_profiles,
                   "profile requests served at once; more get 429 with Retry-After")
       ->default_val(4)
-      ->check(CLI::Range(1, 64));
+      ->check(Count(1, 64));
   cmd->footer(
       "Endpoints:\n"
       "  GET /metrics                          Prometheus text format\n"
@@ -149,8 +156,8 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       if (!bind) return usage_error(bind.error().message, bind.error().hint);
       if (auto st = apply_family_flags(*a, *cmd_ptr); !st) return st;
       a->opts.hitch.budget_ns = static_cast<uint64_t>(a->budget_ms * 1e6);
-      if (!(a->opts.drain_interval_s >= 0.05) || a->opts.drain_interval_s > 3600)
-        return usage_error("--interval must be between 0.05 and 3600 seconds", "e.g. --interval 1");
+      if (a->opts.drain_interval_s < 0.05)
+        return usage_error("--interval: \"" + std::to_string(a->opts.drain_interval_s) + "\" is below 0.05 s", "e.g. --interval 1");
       auto forget = parse_duration_seconds(a->forget_exited_after);
       if (!forget) return usage_error("--forget-exited-after: " + forget.error().message, "e.g. 300s, 5m or 0");
       a->opts.session.retention.forget_exited_after_s = *forget;
