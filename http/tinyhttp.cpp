@@ -326,6 +326,9 @@ struct Server::Impl {
   // Advances the request state machine over buffered input; false when the
   // connection was closed.
   bool process_input(Conn& c) {
+    // Responding may close the connection (and free `c`): only `id` is
+    // used after a fail() or dispatch().
+    const uint64_t id = c.id;
     auto now = Clock::now();
     if (c.phase == Conn::kIdle) {
       if (c.in.empty()) return true;
@@ -337,23 +340,23 @@ struct Server::Impl {
       size_t end = c.in.find("\r\n\r\n");
       if (end == std::string::npos) {
         if (c.in.size() > limits.max_header_bytes) fail(c, 431, "request head too large");
-        return conns.count(c.id) > 0;
+        return conns.count(id) > 0;
       }
       if (end + 4 > limits.max_header_bytes) {
         fail(c, 431, "request head too large");
-        return conns.count(c.id) > 0;
+        return conns.count(id) > 0;
       }
       c.req = Request();
       bool http10 = false;
       if (int status = parse_head(std::string_view(c.in).substr(0, end), c.req, http10)) {
         fail(c, status, "malformed request");
-        return conns.count(c.id) > 0;
+        return conns.count(id) > 0;
       }
       std::string conn_hdr = lower(c.req.header("connection"));
       c.keep_alive = http10 ? conn_hdr.find("keep-alive") != std::string::npos : conn_hdr.find("close") == std::string::npos;
       if (!c.req.header("transfer-encoding").empty()) {
         fail(c, 411, "chunked bodies are not supported; send Content-Length");
-        return conns.count(c.id) > 0;
+        return conns.count(id) > 0;
       }
       c.body_len = 0;
       std::string cl = c.req.header("content-length");
@@ -362,11 +365,11 @@ struct Server::Impl {
         auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), v);
         if (ec != std::errc() || p != cl.data() + cl.size()) {
           fail(c, 400, "bad Content-Length");
-          return conns.count(c.id) > 0;
+          return conns.count(id) > 0;
         }
         if (v > limits.max_body_bytes) {
           fail(c, 413, "request body too large");
-          return conns.count(c.id) > 0;
+          return conns.count(id) > 0;
         }
         c.body_len = static_cast<size_t>(v);
       }
@@ -387,10 +390,10 @@ struct Server::Impl {
       if (c.req.header("content-type").rfind("application/x-www-form-urlencoded", 0) == 0 &&
           !parse_params(c.req.body, c.req.params)) {
         fail(c, 400, "malformed form body");
-        return conns.count(c.id) > 0;
+        return conns.count(id) > 0;
       }
       dispatch(c);
-      return conns.count(c.id) > 0;
+      return conns.count(id) > 0;
     }
     return true;
   }
