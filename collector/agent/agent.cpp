@@ -180,18 +180,7 @@ void Agent::on_process_event(const ProcessEvent& ev) {
   auto targets = session_->targets();
   bool traced = targets.count(ev.tgid) > 0;
   if (ev.kind == ProcessEvent::Kind::kExit) {
-    if (!traced) return;
-    drain_once();  // keep what it did before it went away
-    detach_target(ev.tgid);
-    session_->remove_target(ev.tgid);
-    std::lock_guard<std::mutex> lock(mu_);
-    attach_failed_.erase(attach_failed_.lower_bound({ev.tgid, std::string()}),
-                         attach_failed_.lower_bound({ev.tgid + 1, std::string()}));
-    auto it = per_target_.find(ev.tgid);
-    if (it != per_target_.end()) {
-      it->second.alive = false;
-      exited_order_.emplace_back(ev.tgid, std::chrono::steady_clock::now());
-    }
+    if (traced || known_alive(ev.tgid)) handle_exit(ev.tgid);
     return;
   }
   // exec: a new image. Trace it if it matches, and re-read a traced one.
@@ -230,6 +219,40 @@ void Agent::drain_once() {
   }
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   for (auto& [pid, tracker] : leak_trackers_) tracker->sample(t);
+}
+
+bool Agent::known_alive(uint32_t pid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_target_.find(pid);
+  return it != per_target_.end() && it->second.alive;
+}
+
+void Agent::handle_exit(uint32_t pid) {
+  drain_once();  // keep what it did before it went away
+  detach_target(pid);
+  session_->remove_target(pid);
+  std::lock_guard<std::mutex> lock(mu_);
+  attach_failed_.erase(attach_failed_.lower_bound({pid, std::string()}),
+                       attach_failed_.lower_bound({pid + 1, std::string()}));
+  auto it = per_target_.find(pid);
+  if (it != per_target_.end() && it->second.alive) {
+    it->second.alive = false;
+    exited_order_.emplace_back(pid, std::chrono::steady_clock::now());
+  }
+}
+
+void Agent::reap_untraced() {
+  // Session::refresh_targets() drops targets that died; when it does so
+  // before their exit event is read, the event finds no target. Without
+  // this, such a process would keep its links and series forever.
+  auto targets = session_->targets();
+  std::vector<uint32_t> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [pid, t] : per_target_)
+      if (t.alive && !targets.count(pid)) gone.push_back(pid);
+  }
+  for (uint32_t pid : gone) handle_exit(pid);
 }
 
 void Agent::forget_exited(std::chrono::steady_clock::time_point now) {
@@ -304,6 +327,7 @@ void Agent::run(const std::atomic<bool>& stop) {
   loop.tick = [&](double) {
     drain_once();
     session_->refresh_targets();
+    reap_untraced();
     session_->stacks().prune_if_needed();
     auto now = std::chrono::steady_clock::now();
     forget_exited(now);

@@ -75,6 +75,10 @@ class Agent {
   size_t attach_target(uint32_t pid);
   void record_attach_failure(uint32_t pid, const std::string& family, const Error& err);
   void forget_exited(std::chrono::steady_clock::time_point now);
+  // A traced process went away (exit event, or found dead by a refresh).
+  void handle_exit(uint32_t pid);
+  bool known_alive(uint32_t pid) const;
+  void reap_untraced();
   void detach_target(uint32_t pid);
   void refresh_leak_reports();
   RuntimeTargetStats runtime_stats(uint32_t pid, const RuntimeSnapshot* snap) const;

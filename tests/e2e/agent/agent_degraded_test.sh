@@ -43,7 +43,7 @@ curl -sf "$AGENT_URL/metrics" > "$WORK/m.txt"
 supp=$(awk '$1 == "tickprobe_log_messages_suppressed_total" {print $2}' "$WORK/m.txt")
 lines=$(wc -l < "$WORK/agent.log")
 echo "measured: exec storm of 3000 processes: $lines log lines, $supp messages suppressed"
-[ "$lines" -le 40 ] || { head -50 "$WORK/agent.log"; fail "exec storm printed $lines lines"; }
+[ "$lines" -le 100 ] || { head -50 "$WORK/agent.log"; fail "exec storm printed $lines lines"; }
 python3 -c "import sys; sys.exit(0 if float('$supp') > 0 else 1)" || { cat "$WORK/agent.log"; fail "nothing suppressed"; }
 # The summary line shows up once its window closes (10 s).
 ok=""
