@@ -47,15 +47,16 @@ inline CLI::Validator Count(uint64_t min, uint64_t max) {
           ok = ec == std::errc() && p == text.data() + text.size();
         }
         if (!ok || v < min || v > max)
-          return "\"" + text + "\" is not a whole number between " + std::to_string(min) + " and " + std::to_string(max);
+          return "\"" + text + "\" is not a whole number between " + std::to_string(min) + " and " +
+                 std::to_string(max);
         return {};
       },
       "N", "Count");
 }
 
 // Bounds shared by the subcommands (the BPF maps' sizes).
-inline constexpr uint64_t kMaxStacksLimit = 1u << 22;      // 4 Mi stacks (2 GiB of frames)
-inline constexpr uint64_t kUnwindRowsLimit = 1u << 26;     // 64 Mi rows (768 MiB)
+inline constexpr uint64_t kMaxStacksLimit = 1u << 22;   // 4 Mi stacks (2 GiB of frames)
+inline constexpr uint64_t kUnwindRowsLimit = 1u << 26;  // 64 Mi rows (768 MiB)
 inline constexpr uint64_t kMaxTargetsLimit = 1u << 16;
 inline constexpr uint64_t kMaxBlockUs = 3600ull * 1000000;  // an hour
 

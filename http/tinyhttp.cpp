@@ -60,21 +60,36 @@ using Clock = std::chrono::steady_clock;
 
 const char* reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return status < 400 ? "OK" : "Error";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status < 400 ? "OK" : "Error";
   }
 }
 
@@ -151,7 +166,8 @@ int parse_head(std::string_view head, Request& req, bool& http10) {
   std::string_view line = head.substr(0, eol);
   size_t sp1 = line.find(' ');
   size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+  if (sp1 == std::string_view::npos || sp2 == std::string_view::npos ||
+      line.find(' ', sp2 + 1) != std::string_view::npos)
     return 400;
   req.method = std::string(line.substr(0, sp1));
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
@@ -285,7 +301,8 @@ struct Server::Impl {
     c.close_after = close_after;
     c.phase = Conn::kWriting;
     c.since = Clock::now();
-    c.deadline = c.since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.write_timeout_s));
+    c.deadline =
+        c.since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.write_timeout_s));
     if (!flush(c)) return;  // closed
     if (c.phase == Conn::kWriting) set_events(c, EPOLLOUT);
   }
@@ -312,7 +329,8 @@ struct Server::Impl {
     c.out.shrink_to_fit();
     c.phase = Conn::kIdle;
     c.since = Clock::now();
-    c.deadline = c.since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.idle_timeout_s));
+    c.deadline =
+        c.since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.idle_timeout_s));
     set_events(c, EPOLLIN | EPOLLRDHUP);
     return process_input(c);
   }
@@ -334,7 +352,8 @@ struct Server::Impl {
       if (c.in.empty()) return true;
       c.phase = Conn::kHead;
       c.since = now;
-      c.deadline = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.header_timeout_s));
+      c.deadline =
+          now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.header_timeout_s));
     }
     if (c.phase == Conn::kHead) {
       size_t end = c.in.find("\r\n\r\n");
@@ -353,7 +372,8 @@ struct Server::Impl {
         return conns.count(id) > 0;
       }
       std::string conn_hdr = lower(c.req.header("connection"));
-      c.keep_alive = http10 ? conn_hdr.find("keep-alive") != std::string::npos : conn_hdr.find("close") == std::string::npos;
+      c.keep_alive =
+          http10 ? conn_hdr.find("keep-alive") != std::string::npos : conn_hdr.find("close") == std::string::npos;
       if (!c.req.header("transfer-encoding").empty()) {
         fail(c, 411, "chunked bodies are not supported; send Content-Length");
         return conns.count(id) > 0;
@@ -376,9 +396,9 @@ struct Server::Impl {
       c.head_len = end + 4;
       c.phase = Conn::kBody;
       c.since = now;
-      c.deadline = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.body_timeout_s));
-      if (c.body_len > 0 && c.in.size() < c.head_len + c.body_len &&
-          lower(c.req.header("expect")) == "100-continue") {
+      c.deadline =
+          now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.body_timeout_s));
+      if (c.body_len > 0 && c.in.size() < c.head_len + c.body_len && lower(c.req.header("expect")) == "100-continue") {
         static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
         (void)!::send(c.fd, kContinue, sizeof kContinue - 1, MSG_NOSIGNAL);
       }
@@ -410,7 +430,8 @@ struct Server::Impl {
       if (r.method == c.req.method) route = &r;
     }
     if (!route) {
-      respond_now(c, path_known ? text_response(405, "method not allowed\n") : text_response(404, "not found\n"), !keep);
+      respond_now(c, path_known ? text_response(405, "method not allowed\n") : text_response(404, "not found\n"),
+                  !keep);
       return;
     }
     if (route->lane == Lane::kSlow) {
@@ -472,7 +493,8 @@ struct Server::Impl {
       c->fd = fd;
       c->id = next_id++;
       c->since = Clock::now();
-      c->deadline = c->since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.idle_timeout_s));
+      c->deadline =
+          c->since + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.idle_timeout_s));
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLRDHUP;
       ev.data.u64 = c->id;
@@ -507,7 +529,10 @@ struct Server::Impl {
     for (uint64_t id : expired) {
       Conn& c = *conns[id];
       switch (c.phase) {
-        case Conn::kIdle: bump(&ServerStats::idle_closes); close_conn(id); break;
+        case Conn::kIdle:
+          bump(&ServerStats::idle_closes);
+          close_conn(id);
+          break;
         case Conn::kHead:
         case Conn::kBody: {
           bump(c.phase == Conn::kHead ? &ServerStats::header_timeouts : &ServerStats::body_timeouts);
@@ -517,8 +542,12 @@ struct Server::Impl {
           close_conn(id);
           break;
         }
-        case Conn::kWriting: bump(&ServerStats::write_timeouts); close_conn(id); break;
-        case Conn::kHandling: break;
+        case Conn::kWriting:
+          bump(&ServerStats::write_timeouts);
+          close_conn(id);
+          break;
+        case Conn::kHandling:
+          break;
       }
     }
   }
@@ -557,8 +586,10 @@ struct Server::Impl {
         if (it == conns.end()) continue;
         Conn& c = *it->second;
         if (c.phase == Conn::kWriting) {
-          if (events[i].events & (EPOLLERR | EPOLLHUP)) close_conn(id);
-          else flush(c);
+          if (events[i].events & (EPOLLERR | EPOLLHUP))
+            close_conn(id);
+          else
+            flush(c);
         } else if (c.phase != Conn::kHandling) {
           on_readable(c);
         }
@@ -606,7 +637,9 @@ struct Server::Impl {
 
 Server::Server(Limits limits) : impl_(std::make_unique<Impl>(limits)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 void Server::route(const std::string& method, const std::string& path, Handler handler, Lane lane) {
   impl_->routes.push_back(Impl::Route{method, path, std::move(handler), lane});
@@ -689,9 +722,13 @@ void Server::stop() {
   impl_->slow_busy = 0;
 }
 
-bool Server::running() const { return impl_->running; }
+bool Server::running() const {
+  return impl_->running;
+}
 
-uint16_t Server::port() const { return impl_->port; }
+uint16_t Server::port() const {
+  return impl_->port;
+}
 
 ServerStats Server::stats() const {
   std::lock_guard<std::mutex> lock(impl_->stats_mu);

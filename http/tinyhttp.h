@@ -34,8 +34,8 @@
 namespace tinyhttp {
 
 struct Request {
-  std::string method;  // "GET", "POST"
-  std::string path;    // decoded path, no query
+  std::string method;                              // "GET", "POST"
+  std::string path;                                // decoded path, no query
   std::multimap<std::string, std::string> params;  // query (and form-urlencoded body) parameters
   std::map<std::string, std::string> headers;      // names lower-cased
   std::string body;
@@ -57,18 +57,18 @@ using Handler = std::function<Response(const Request&)>;
 enum class Lane { kFast, kSlow };
 
 struct Limits {
-  double header_timeout_s = 5;    // whole request head, from its first byte
-  double body_timeout_s = 10;     // whole body, after the head
-  double idle_timeout_s = 5;      // keep-alive: wait for the next request (also the first)
-  double write_timeout_s = 10;    // whole response
+  double header_timeout_s = 5;  // whole request head, from its first byte
+  double body_timeout_s = 10;   // whole body, after the head
+  double idle_timeout_s = 5;    // keep-alive: wait for the next request (also the first)
+  double write_timeout_s = 10;  // whole response
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 1 << 20;
   size_t max_requests_per_connection = 100;
-  size_t max_connections = 512;   // beyond: the oldest idle connection is closed, else the new one
+  size_t max_connections = 512;  // beyond: the oldest idle connection is closed, else the new one
   int listen_backlog = 512;
   size_t fast_workers = 2;
-  size_t slow_workers = 4;        // slow-lane requests running at once; more get 429
-  int retry_after_s = 5;          // in the 429's Retry-After
+  size_t slow_workers = 4;  // slow-lane requests running at once; more get 429
+  int retry_after_s = 5;    // in the 429's Retry-After
 };
 
 struct ServerStats {
@@ -79,8 +79,8 @@ struct ServerStats {
   uint64_t body_timeouts = 0;
   uint64_t idle_closes = 0;
   uint64_t write_timeouts = 0;
-  uint64_t bad_requests = 0;          // malformed or too large
-  uint64_t slow_lane_rejected = 0;    // 429s
+  uint64_t bad_requests = 0;        // malformed or too large
+  uint64_t slow_lane_rejected = 0;  // 429s
   uint64_t open_connections = 0;
 };
 

@@ -33,7 +33,9 @@ LogStats g_stats;
 
 const char* const kPrefix[] = {"error: ", "warning: ", "", "debug: "};
 
-FILE* out() { return g_stream ? g_stream : stderr; }
+FILE* out() {
+  return g_stream ? g_stream : stderr;
+}
 
 std::string with_thousands(uint64_t n) {
   std::string digits = std::to_string(n), out;
@@ -73,8 +75,12 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
 }
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
+void set_log_level(LogLevel level) {
+  g_level = static_cast<int>(level);
+}
+LogLevel log_level() {
+  return static_cast<LogLevel>(g_level.load());
+}
 
 void log_msg(LogLevel level, const char* fmt, ...) {
   if (static_cast<int>(level) > g_level.load()) return;
@@ -129,6 +135,8 @@ LogStats log_stats() {
   return g_stats;
 }
 
-void route_libbpf_logs() { libbpf_set_print(libbpf_print); }
+void route_libbpf_logs() {
+  libbpf_set_print(libbpf_print);
+}
 
 }  // namespace tickprobe

@@ -40,8 +40,8 @@ LogStats log_stats();
 #define TP_LOG_ERROR(...) ::tickprobe::log_msg(::tickprobe::LogLevel::kError, __VA_ARGS__)
 #define TP_LOG_WARN(...) ::tickprobe::log_msg(::tickprobe::LogLevel::kWarn, __VA_ARGS__)
 #define TP_LOG_INFO(...) ::tickprobe::log_msg(::tickprobe::LogLevel::kInfo, __VA_ARGS__)
-#define TP_LOG_DEBUG(...)                                                        \
-  do {                                                                           \
-    if (::tickprobe::log_level() >= ::tickprobe::LogLevel::kDebug)               \
-      ::tickprobe::log_msg(::tickprobe::LogLevel::kDebug, __VA_ARGS__);          \
+#define TP_LOG_DEBUG(...)                                               \
+  do {                                                                  \
+    if (::tickprobe::log_level() >= ::tickprobe::LogLevel::kDebug)      \
+      ::tickprobe::log_msg(::tickprobe::LogLevel::kDebug, __VA_ARGS__); \
   } while (0)
