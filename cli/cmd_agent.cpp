@@ -5,7 +5,9 @@
 
 #include "agent/agent.h"
 #include "agent_metrics.h"
+#include "cli/checks.h"
 #include "cli/commands.h"
+#include "core/parse.h"
 #include "http_server.h"
 #include "pprof.h"
 
@@ -26,6 +28,8 @@ struct AgentArgs {
   uint64_t sample_bytes = 0;
   double budget_ms = 0;
   std::vector<std::string> enable, disable, family_opts;
+  size_t max_concurrent_profiles = 4;
+  std::string forget_exited_after = "180s";
 };
 
 // The family flags become registry choices and settings.
@@ -54,11 +58,10 @@ Status apply_family_flags(AgentArgs& a, const CLI::App& cmd) {
 HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest& req) {
   HttpResponse r;
   double seconds = 30;
-  try {
-    seconds = std::stod(req.param("seconds", "30"));
-  } catch (...) {
+  // Strict: "nan", "0x10", "1 abc", "-1", "1e3" are all 400, not a guess.
+  if (!tinyhttp::parse_decimal_seconds(req.param("seconds", "30"), 0, 1e9, seconds) || !(seconds > 0)) {
     r.status = 400;
-    r.body = "seconds must be a number\n";
+    r.body = "seconds must be a positive decimal number, e.g. seconds=30 (got \"" + req.param("seconds") + "\")\n";
     return r;
   }
   auto prof = agent.capture(kind, seconds, g_stop);
@@ -90,8 +93,10 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--listen", a->listen, "address to serve HTTP on (host:port)")->default_val("127.0.0.1:9464");
   cmd->add_option("-F,--frequency", a->frequency, "CPU samples per second per CPU")
       ->default_val(99)
-      ->check(CLI::Range(1, 10000));
-  cmd->add_option("--min-block-us", a->min_block_us, "off-CPU: ignore shorter blocks")->default_val(1);
+      ->check(Count(1, 10000));
+  cmd->add_option("--min-block-us", a->min_block_us, "off-CPU: ignore shorter blocks")
+      ->default_val(1)
+      ->check(Count(0, kMaxBlockUs));
   cmd->add_flag("--no-offcpu", a->no_offcpu, "do not trace off-CPU time");
   cmd->add_flag("--no-runtime", a->no_runtime,
                 "do not trace the game runtime's USDT probes (coroutines, pauses, ticks, hitches)");
@@ -113,19 +118,35 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--family-opt", a->family_opts, "a family setting, NAME.KEY=VALUE (repeatable)")
       ->group("Families");
   cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
-      ->default_val(16384);
+      ->default_val(16384)
+      ->check(Count(1, kMaxStacksLimit));
   cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
-      ->default_val(1u << 20);
+      ->default_val(1u << 20)
+      ->check(Count(1, kUnwindRowsLimit));
   cmd->add_option("--max-targets", a->opts.session.map_sizes.max_targets, "processes traced at once")
-      ->default_val(1024);
+      ->default_val(1024)
+      ->check(Count(1, kMaxTargetsLimit));
   cmd->add_option("--interval", a->opts.drain_interval_s, "seconds between reads of the kernel maps")
-      ->default_val(1.0);
+      ->default_val(1.0)
+      ->check(Seconds(3600, false));
+  cmd->add_option("--forget-exited-after", a->forget_exited_after,
+                  "drop an exited process's series after this long (e.g. 300s, 5m; the tickprobe_targets_* totals "
+                  "keep counting it)")
+      ->default_val("180s");
+  cmd->add_option("--max-exited", a->opts.session.retention.max_exited,
+                  "exited processes whose series are kept at most (oldest dropped first)")
+      ->default_val(64)
+      ->check(Count(0, 100000));
+  cmd->add_option("--max-concurrent-profiles", a->max_concurrent_profiles,
+                  "profile requests served at once; more get 429 with Retry-After")
+      ->default_val(4)
+      ->check(Count(1, 64));
   cmd->footer(
       "Endpoints:\n"
       "  GET /metrics                          Prometheus text format\n"
       "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
-      "  GET /healthz                           liveness\n"
+      "  GET /healthz                           200 \"ok\", or \"degraded: ...\" when a family failed to attach\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
   cmd->callback([a, &g, &run, cmd_ptr] {
@@ -135,24 +156,39 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       if (!bind) return usage_error(bind.error().message, bind.error().hint);
       if (auto st = apply_family_flags(*a, *cmd_ptr); !st) return st;
       a->opts.hitch.budget_ns = static_cast<uint64_t>(a->budget_ms * 1e6);
+      if (a->opts.drain_interval_s < 0.05)
+        return usage_error("--interval: \"" + std::to_string(a->opts.drain_interval_s) + "\" is below 0.05 s", "e.g. --interval 1");
+      auto forget = parse_duration_seconds(a->forget_exited_after);
+      if (!forget) return usage_error("--forget-exited-after: " + forget.error().message, "e.g. 300s, 5m or 0");
+      a->opts.session.retention.forget_exited_after_s = *forget;
       auto agent = Agent::create(a->opts);
       if (!agent) return agent.error();
       Agent& ag = **agent;
 
-      HttpServer server;
+      HttpLimits limits;
+      limits.slow_workers = a->max_concurrent_profiles;
+      HttpServer server(limits);
       server.handle_get("/metrics", [&ag](const HttpRequest&) {
         HttpResponse r;
         r.content_type = kPrometheusContentType;
         r.body = render_prometheus_text(agent_metrics(ag.stats()));
         return r;
       });
-      server.handle_get("/debug/pprof/profile",
-                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); });
-      server.handle_get("/debug/pprof/offcpu",
-                        [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); });
-      server.handle_get("/healthz", [](const HttpRequest&) {
+      // Captures take seconds: their own bounded pool, so they never delay
+      // /metrics or /healthz; more than --max-concurrent-profiles get 429.
+      server.handle_get(
+          "/debug/pprof/profile", [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); },
+          HandlerKind::kLongRunning);
+      server.handle_get(
+          "/debug/pprof/offcpu",
+          [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); },
+          HandlerKind::kLongRunning);
+      // 200 either way (the agent is alive and serving); the body says
+      // "ok", or "degraded: ..." naming the families that failed to attach
+      // to a traced process and why (docs/metrics.md).
+      server.handle_get("/healthz", [&ag](const HttpRequest&) {
         HttpResponse r;
-        r.body = "ok\n";
+        r.body = agent_health_text(ag.stats());
         return r;
       });
       if (auto st = server.start(*bind); !st) return st;

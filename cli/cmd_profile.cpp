@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "core/recorder.h"
 #include "flamegraph_svg.h"
@@ -107,18 +108,20 @@ void register_common(CLI::App* cmd, ProfileArgs& a) {
   add_target_options(cmd, a.rec.targets);
   cmd->add_option("-d,--duration", a.rec.duration_s, "seconds to record (0 = until Ctrl-C)")
       ->default_val(10)
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true, "until Ctrl-C"));
   cmd->add_option("-f,--format", a.format, "output format: folded, svg, pprof, json, top (default: from --output, else top)")
       ->check(CLI::IsMember({"auto", "folded", "svg", "pprof", "json", "top"}));
   cmd->add_option("-o,--output", a.output, "output file (default: stdout)");
   cmd->add_flag("--json", a.json, "same as --format json");
-  cmd->add_option("--top", a.top, "rows in the top-functions table")->default_val(20);
+  cmd->add_option("--top", a.top, "rows in the top-functions table")->default_val(20)->check(Count(1, 100000));
   cmd->add_flag("--per-thread", a.per_thread, "put the thread name at the root of each stack");
   cmd->add_flag("--no-kernel", a.no_kernel, "leave out kernel frames");
   cmd->add_option("--max-stacks", a.rec.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
-      ->default_val(16384);
+      ->default_val(16384)
+      ->check(Count(1, kMaxStacksLimit));
   cmd->add_option("--unwind-rows", a.rec.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
-      ->default_val(1u << 20);
+      ->default_val(1u << 20)
+      ->check(Count(1, kUnwindRowsLimit));
   cmd->add_flag("--line-info", a.rec.session.symbolizer.line_info, "add file:line and inlined frames (DWARF)");
 }
 
@@ -128,7 +131,9 @@ void register_profile(CLI::App& app, GlobalOptions& g, Action& run) {
   auto a = std::make_shared<ProfileArgs>();
   auto* cmd = app.add_subcommand("profile", "CPU profile: where target threads spend CPU time");
   register_common(cmd, *a);
-  cmd->add_option("-F,--frequency", a->rec.cpu.frequency, "samples per second per CPU")->default_val(99);
+  cmd->add_option("-F,--frequency", a->rec.cpu.frequency, "samples per second per CPU")
+      ->default_val(99)
+      ->check(Count(1, 10000));
   cmd->add_flag("--cpu-clock", a->rec.cpu.force_cpu_clock, "use the cpu-clock event even if cycles exist");
   cmd->callback([a, &g, &run] {
     run = [a, &g]() -> Status {
@@ -149,9 +154,12 @@ void register_offcpu(CLI::App& app, GlobalOptions& g, Action& run) {
   auto a = std::make_shared<ProfileArgs>();
   auto* cmd = app.add_subcommand("offcpu", "off-CPU profile: where target threads block, and for how long");
   register_common(cmd, *a);
-  cmd->add_option("--min-block-us", a->rec.offcpu.min_block_us, "ignore blocks shorter than this")->default_val(1);
+  cmd->add_option("--min-block-us", a->rec.offcpu.min_block_us, "ignore blocks shorter than this")
+      ->default_val(1)
+      ->check(Count(0, kMaxBlockUs));
   cmd->add_option("--max-block-us", a->rec.offcpu.max_block_us, "ignore blocks longer than this (0 = no limit)")
-      ->default_val(0);
+      ->default_val(0)
+      ->check(Count(0, kMaxBlockUs));
   cmd->add_flag("--no-runnable", a->no_runnable, "leave out time spent preempted (waiting for a CPU)");
   cmd->callback([a, &g, &run] {
     run = [a, &g]() -> Status {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "exporters/runtime_report.h"
 #include "exporters/sink.h"
@@ -25,7 +26,7 @@ void add_common(CLI::App* cmd, CommonArgs& a, double default_duration, bool runt
   cmd->add_option("-p,--pid", a.hunt.pid, "process to investigate")->required()->group("Target");
   cmd->add_option("-d,--duration", a.hunt.duration_s, "seconds to watch (0 = until Ctrl-C)")
       ->default_val(default_duration)
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true, "until Ctrl-C"));
   cmd->add_option("-o,--output", a.output, "write the report here (default: stdout)");
   cmd->add_flag("--json", a.json, "JSON report instead of text");
   cmd->add_option("--top", a.top, "entries per list")->default_val(10);
@@ -75,7 +76,7 @@ void register_coro(CLI::App& app, GlobalOptions& g, Action& run) {
   add_common(cmd, *a, 10, true);
   cmd->add_option("--min-age", o->min_age_s, "live coroutines at least this many seconds old are reported as leaked")
       ->default_val(10)
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true));
   cmd->add_flag("--trace-resume", o->trace_resume,
                 "also trace resume/suspend: run time per resume, time suspended, and coroutines created before "
                 "attach (costs a probe hit per resume)");
@@ -101,10 +102,10 @@ void register_pauses(CLI::App& app, GlobalOptions& g, Action& run) {
       "pauses", "GC and arena pauses, tick durations, and the worst hitches with what caused them");
   add_common(cmd, *a, 10, true);
   cmd->add_option("--budget-ms", *budget_ms, "tick budget (default: inferred from the tick rate, i.e. 1/tick-rate)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true));
   cmd->add_option("--slack-ms", *slack_ms, "a tick is a hitch when it runs over budget by more than this "
                                             "(default: max(1 ms, 5% of the budget))")
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true));
   cmd->callback([a, o, budget_ms, slack_ms, &g, &run] {
     run = [a, o, budget_ms, slack_ms, &g]() -> Status {
       auto rt = runtime_of(*a);
@@ -129,7 +130,7 @@ void register_leaks(CLI::App& app, GlobalOptions& g, Action& run) {
   add_common(cmd, *a, 20, true);
   cmd->add_option("-i,--interval", a->hunt.interval_s, "seconds between samples of the outstanding bytes")
       ->default_val(1)
-      ->check(CLI::PositiveNumber);
+      ->check(Seconds(3600, false));
   cmd->add_option("--sample-bytes", o->alloc.sample_bytes,
                   "sample about one allocation per N bytes allocated and scale up (0 = exact: track every allocation)")
       ->default_val(0);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "cli/checks.h"
 #include "cli/commands.h"
 #include "exporters/flamegraph_svg.h"
 #include "exporters/folded.h"
@@ -49,7 +50,7 @@ void register_sockets(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("-p,--pid", a->rec.pid, "process to watch")->required()->group("Target");
   cmd->add_option("-d,--duration", a->rec.duration_s, "seconds to watch (0 = until Ctrl-C)")
       ->default_val(10)
-      ->check(CLI::NonNegativeNumber);
+      ->check(Seconds(86400, true, "until Ctrl-C"));
   cmd->add_option("--top", a->rec.top, "connections per list")->default_val(10);
   cmd->add_flag("--json", a->json, "JSON report instead of text");
   cmd->add_option("-o,--output", a->output,

@@ -63,8 +63,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    // --help and --version exit 0 through CLI11; a usage error is one line
+    // in our format plus a hint, exit 2.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::string what = e.what();
+    std::fprintf(stderr, "error: %s\nhint: run `tickprobe%s --help`\n", what.c_str(),
+                 [&] {
+                   for (const auto* sub : app.get_subcommands()) return std::string(" ") + sub->get_name();
+                   return std::string();
+                 }().c_str());
+    return 2;
   }
 
   set_log_level(g.verbose ? LogLevel::kDebug : g.quiet ? LogLevel::kError : LogLevel::kWarn);
@@ -77,6 +85,7 @@ int main(int argc, char** argv) {
 
   if (!run) return 2;
   Status st = run();
+  flush_log_summaries(true);
   if (!st) {
     const Error& e = st.error();
     bool usage = cli::is_usage_error(e);

@@ -155,6 +155,60 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   add(terr, {}, static_cast<double>(st.target_errors));
   out.push_back(terr);
 
+  // The cardinality bound: per-process series exist for at most
+  // max_targets live + max_exited_targets exited processes, each exited one
+  // for at most forget_exited_after seconds (docs/metrics.md).
+  auto bound = family("tickprobe_tracked_processes_limit",
+                      "Most processes with per-process series at once, by state (live: --max-targets; exited: kept "
+                      "until --forget-exited-after).",
+                      MetricType::kGauge);
+  add(bound, {{"state", "live"}}, static_cast<double>(st.max_targets));
+  add(bound, {{"state", "exited"}}, static_cast<double>(st.max_exited_targets));
+  out.push_back(bound);
+  auto tracked = family("tickprobe_tracked_processes", "Processes with per-process series now, by state.",
+                        MetricType::kGauge);
+  add(tracked, {{"state", "live"}}, static_cast<double>(st.targets_attached));
+  add(tracked, {{"state", "exited"}}, static_cast<double>(st.exited_targets));
+  out.push_back(tracked);
+  auto retention = family("tickprobe_exited_process_retention_seconds",
+                          "How long an exited process's series stay before they are dropped.", MetricType::kGauge);
+  add(retention, {}, st.forget_exited_after_s);
+  out.push_back(retention);
+  auto forgotten = family("tickprobe_forgotten_processes_total",
+                          "Exited processes whose per-process series were dropped (their counts stay in the "
+                          "tickprobe_targets_* totals).",
+                          MetricType::kCounter);
+  add(forgotten, {}, static_cast<double>(st.forgotten_targets));
+  out.push_back(forgotten);
+  auto all_ticks = family("tickprobe_targets_ticks_total",
+                          "Tick frames of all traced processes together, forgotten ones included.",
+                          MetricType::kCounter);
+  add(all_ticks, {}, static_cast<double>(st.all_ticks));
+  out.push_back(all_ticks);
+  auto all_hitches = family("tickprobe_targets_hitches_total",
+                            "Hitches of all traced processes together (forgotten ones included), by cause.",
+                            MetricType::kCounter);
+  for (const char* cause : {"gc", "cpu"})
+    if (!st.all_hitches_by_cause.count(cause)) add(all_hitches, {{"cause", cause}}, 0);
+  for (const auto& [cause, n] : st.all_hitches_by_cause) add(all_hitches, {{"cause", cause}}, static_cast<double>(n));
+  out.push_back(all_hitches);
+
+  // Features lost on some target: never silent (issue 11.3).
+  auto af = family("tickprobe_attach_failures_total",
+                   "Per-process attaches of a probe family that failed, by family and reason.", MetricType::kCounter);
+  for (const auto& [key, n] : st.attach_failures) add(af, {{"family", key.first}, {"reason", key.second}}, static_cast<double>(n));
+  out.push_back(af);
+
+  auto logs = family("tickprobe_log_messages_suppressed_total",
+                     "Log messages not printed by the rate limit (each call site prints at most 5 lines per 10 s, "
+                     "then one summary).",
+                     MetricType::kCounter);
+  add(logs, {}, static_cast<double>(st.log_messages_suppressed));
+  out.push_back(logs);
+  auto printed = family("tickprobe_log_lines_total", "Log lines written (summaries included).", MetricType::kCounter);
+  add(printed, {}, static_cast<double>(st.log_lines_printed));
+  out.push_back(printed);
+
   auto drains = family("tickprobe_drains_total", "Reads of the in-kernel aggregation maps.", MetricType::kCounter);
   add(drains, {}, static_cast<double>(st.drains));
   out.push_back(drains);
@@ -227,6 +281,23 @@ MetricsSnapshot agent_metrics(const AgentStats& st) {
   add(mem, {}, static_cast<double>(st.bpf_map_bytes));
   out.push_back(mem);
   return out;
+}
+
+std::string agent_health_text(const AgentStats& st) {
+  if (st.degraded.empty()) return "ok\n";
+  std::string out = "degraded:";
+  for (size_t i = 0; i < st.degraded.size(); i++) {
+    const std::string& fam = st.degraded[i];
+    out += (i ? "; " : " ") + fam + " family not attached (";
+    bool first = true;
+    for (const auto& [key, n] : st.attach_failures) {
+      if (key.first != fam) continue;
+      out += (first ? "" : ", ") + key.second + " x" + std::to_string(n);
+      first = false;
+    }
+    out += ")";
+  }
+  return out + "\n";
 }
 
 }  // namespace tickprobe

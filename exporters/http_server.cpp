@@ -1,12 +1,7 @@
 #include "exporters/http_server.h"
 
-#include <httplib.h>
-
-#include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <chrono>
-#include <thread>
 
 namespace tickprobe {
 
@@ -68,87 +63,47 @@ std::string HttpRequest::param(const std::string& name, const std::string& fallb
 }
 
 struct HttpServer::Impl {
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> running{false};
-  uint16_t port = 0;
+  explicit Impl(const HttpLimits& l) : server(l) {}
+  tinyhttp::Server server;
 };
 
-HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
-  // httplib's default also sets SO_REUSEPORT, which lets a second agent bind
-  // the same port and silently take half the scrapes. SO_REUSEADDR alone
-  // still allows a quick restart (TIME_WAIT) but makes a live conflict fail.
-  impl_->server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  impl_->server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "internal error";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    res.status = 500;
-    res.set_content(what + "\n", kTextContentType);
-  });
-}
+HttpServer::HttpServer(HttpLimits limits) : impl_(std::make_unique<Impl>(limits)) {}
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::handle_get(const std::string& path, HttpHandler handler) {
-  // httplib patterns are regular expressions; escape so the path is literal.
-  std::string pattern;
-  for (char c : path) {
-    if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) pattern += '\\';
-    pattern += c;
-  }
-  impl_->server.Get(pattern, [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
-    HttpRequest request;
-    request.path = req.path;
-    for (const auto& [k, v] : req.params) request.params.emplace(k, v);
-    HttpResponse response = handler(request);
-    res.status = response.status;
-    for (const auto& [k, v] : response.headers) res.set_header(k, v);
-    res.set_content(std::move(response.body), response.content_type.c_str());
-  });
+void HttpServer::handle_get(const std::string& path, HttpHandler handler, HandlerKind kind) {
+  impl_->server.route(
+      "GET", path,
+      [handler = std::move(handler)](const tinyhttp::Request& req) {
+        HttpRequest request;
+        request.path = req.path;
+        request.params = req.params;
+        HttpResponse response = handler(request);
+        tinyhttp::Response res;
+        res.status = response.status;
+        res.content_type = response.content_type;
+        res.body = std::move(response.body);
+        for (const auto& [k, v] : response.headers) res.headers.emplace_back(k, v);
+        return res;
+      },
+      kind == HandlerKind::kLongRunning ? tinyhttp::Lane::kSlow : tinyhttp::Lane::kFast);
 }
 
 Status HttpServer::start(const BindAddress& address) {
-  if (impl_->running) return Error("HTTP server already running on port " + std::to_string(impl_->port));
-  errno = 0;
-  int port = address.port;
-  if (address.port == 0) {
-    port = impl_->server.bind_to_any_port(address.host.c_str());
-    if (port < 0) port = -1;
-  } else if (!impl_->server.bind_to_port(address.host.c_str(), address.port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    int err = errno ? errno : EADDRNOTAVAIL;
+  if (impl_->server.running())
+    return Error("HTTP server already running on port " + std::to_string(impl_->server.port()));
+  if (int err = impl_->server.start(address.host, address.port))
     return Error::from_errno("failed to listen on " + address.to_string(), err,
                              "is another process (another agent?) using that port, or is the address local?");
-  }
-  impl_->port = static_cast<uint16_t>(port);
-  impl_->running = true;
-  impl_->thread = std::thread([impl = impl_.get()] { impl->server.listen_after_bind(); });
-  // httplib's stop() is a no-op until the listen loop has marked itself
-  // running; wait for that so an immediate stop() cannot hang the join.
-  for (int i = 0; i < 2000 && !impl_->server.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
   return {};
 }
 
-void HttpServer::stop() {
-  if (!impl_->running.exchange(false)) return;
-  impl_->server.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
-}
+void HttpServer::stop() { impl_->server.stop(); }
 
-bool HttpServer::running() const { return impl_->running; }
+bool HttpServer::running() const { return impl_->server.running(); }
 
-uint16_t HttpServer::port() const { return impl_->port; }
+uint16_t HttpServer::port() const { return impl_->server.port(); }
+
+HttpServerStats HttpServer::stats() const { return impl_->server.stats(); }
 
 }  // namespace tickprobe

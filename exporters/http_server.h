@@ -1,12 +1,13 @@
-// Thin HTTP server for the agent (/metrics, /debug/pprof/profile, ...),
-// wrapping cpp-httplib behind a small interface so httplib.h (a very large
-// header) is compiled only in http_server.cpp.
+// Thin HTTP server for the agent (/metrics, /debug/pprof/profile, ...) on
+// tinyhttp (http/tinyhttp.h): one event thread reads requests under total
+// deadlines (head, body, keep-alive idle, write), so slow clients cannot
+// hold a worker; handlers run on a fast pool, long ones (profile captures)
+// on their own bounded pool, `429` + `Retry-After` beyond it.
 //
-// Lifecycle: construct, handle_get() for each path, start() (binds in the
-// caller's thread so bind errors are returned, then serves from one
-// background thread with httplib's worker pool), stop() (idempotent; also
-// done by the destructor). Handlers run on worker threads and must be
-// thread-safe. Handlers may not be added after start().
+// Lifecycle: construct (with limits), handle_get() for each path, start()
+// (binds in the caller's thread so bind errors are returned), stop()
+// (idempotent; also done by the destructor). Handlers run on worker threads
+// and must be thread-safe. Handlers may not be added after start().
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <string_view>
 
 #include "core/result.h"
+#include "tinyhttp.h"
 
 namespace tickprobe {
 
@@ -52,21 +54,31 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// Limits: deadlines, sizes, pools (defaults in http/tinyhttp.h).
+using HttpLimits = tinyhttp::Limits;
+using HttpServerStats = tinyhttp::ServerStats;
+
+enum class HandlerKind {
+  kFast,         // answers at once (metrics, health): the fast pool
+  kLongRunning,  // may take seconds (profile captures): the bounded slow pool
+};
+
 class HttpServer {
  public:
-  HttpServer();
+  explicit HttpServer(HttpLimits limits = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Exact-path GET handler. A handler that throws yields a 500 response.
-  void handle_get(const std::string& path, HttpHandler handler);
+  void handle_get(const std::string& path, HttpHandler handler, HandlerKind kind = HandlerKind::kFast);
 
   Status start(const BindAddress& address);
   void stop();
   bool running() const;
   // The bound port (useful after binding port 0); 0 before start().
   uint16_t port() const;
+  HttpServerStats stats() const;
 
  private:
   struct Impl;

@@ -14,6 +14,22 @@
 
 namespace tickprobe {
 
+// A short, bounded label for why a family did not attach to a process: the
+// families' errors are sentences, the metric needs a handful of values.
+std::string attach_failure_reason(const Error& err) {
+  const std::string& m = err.message;
+  auto has = [&](const char* s) { return m.find(s) != std::string::npos; };
+  if (has("no USDT probe")) return "no_usdt_probes";
+  if (has("no OpenSSL")) return "no_openssl";
+  if (has("defines") || has("allocator")) return "no_allocator";
+  if (has("is gone") || has("No such process")) return "process_gone";
+  if (has("Operation not permitted") || has("Permission denied")) return "permission";
+  if (has("No such file")) return "not_found";
+  if (has("Invalid argument")) return "invalid_argument";
+  if (has("Cannot allocate memory") || has("Argument list too long")) return "resource_limit";
+  return "attach_error";
+}
+
 Result<std::vector<const FamilySpec*>> agent_families(const AgentOptions& opts) {
   for (const auto& n : opts.enable)
     if (!find_family(n)) return Error("usage: unknown probe family \"" + n + "\"", "run `tickprobe doctor` for the list");
@@ -45,6 +61,10 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   if (opts.targets.empty()) return Error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
   auto specs = agent_families(opts);
   if (!specs) return specs.error();
+  if (!(opts.drain_interval_s > 0) || opts.drain_interval_s > 3600)
+    return Error("usage: --interval must be in (0, 3600] seconds", "e.g. --interval 1");
+  if (!(opts.session.retention.forget_exited_after_s >= 0))
+    return Error("usage: --forget-exited-after must be a duration >= 0", "e.g. --forget-exited-after 300s");
   std::unique_ptr<Agent> a(new Agent(opts));
   auto session = Session::create(opts.session);
   if (!session) return session.error();
@@ -82,12 +102,23 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   if (!watcher) return watcher.error();
   a->watcher_ = watcher.take();
   // Attach to what runs now; the watcher catches what starts later.
-  for (uint32_t pid : resolve_targets(opts.targets)) {
-    if (auto st = a->session_->add_target(pid); !st)
+  auto running = resolve_targets(opts.targets);
+  size_t attached_somewhere = 0;
+  std::string first_error;
+  for (uint32_t pid : running) {
+    if (auto st = a->session_->add_target(pid); !st) {
       TP_LOG_WARN("cannot trace process %u: %s", pid, st.error().message.c_str());
-    else
-      a->attach_target(pid);
+      if (first_error.empty()) first_error = st.error().message;
+    } else if (a->attach_target(pid) > 0) {
+      attached_somewhere++;
+    }
   }
+  // Processes match but nothing works on any of them: an agent that would
+  // only serve empty metrics is a failure, not a degraded state.
+  if (!running.empty() && attached_somewhere == 0)
+    return Error("nothing could be attached to any of the " + std::to_string(running.size()) + " matching process(es)" +
+                     (first_error.empty() ? std::string() : ": " + first_error),
+                 "run `tickprobe doctor`; the warnings above name each family's reason");
   if (a->session_->targets().empty())
     TP_LOG_WARN("no running process matches %s yet; waiting for one to start", opts.targets.describe().c_str());
   a->started_ = std::chrono::steady_clock::now();
@@ -102,9 +133,9 @@ std::vector<std::string> Agent::family_names() const {
   return out;
 }
 
-bool Agent::attach_family(uint32_t pid, Family& f, std::string* error) {
+bool Agent::attach_family(uint32_t pid, Family& f, Error* error) {
   if (auto st = f.attach(pid); !st) {
-    *error = st.error().message;
+    *error = st.error();
     return false;
   }
   if (&f == alloc_) {
@@ -114,15 +145,23 @@ bool Agent::attach_family(uint32_t pid, Family& f, std::string* error) {
   return true;
 }
 
-void Agent::attach_target(uint32_t pid) {
-  std::string error;
+size_t Agent::attach_target(uint32_t pid) {
+  size_t attached = 0;
   for (auto& f : families_) {
-    if (attach_family(pid, *f, &error)) continue;
+    Error err;
+    if (attach_family(pid, *f, &err)) {
+      attached++;
+      continue;
+    }
+    // Not an agent failure (the other families go on), but never silent:
+    // logged, counted by reason, and /healthz says "degraded".
+    record_attach_failure(pid, f->name(), err);
     // A process caught at exec has not mapped its libraries yet (the
-    // dynamic linker runs after the exec event), so uprobe families that
-    // look for a library (OpenSSL, the allocator) retry for a while.
-    pending_attach_[pid].push_back({f.get(), std::chrono::steady_clock::now(), error});
+    // dynamic linker runs after the exec event), so the family is retried
+    // for a while; a later success clears the degraded state.
+    pending_attach_[pid].push_back({f.get(), std::chrono::steady_clock::now()});
   }
+  return attached;
 }
 
 void Agent::retry_pending_attaches() {
@@ -130,13 +169,13 @@ void Agent::retry_pending_attaches() {
   for (auto it = pending_attach_.begin(); it != pending_attach_.end();) {
     auto& list = it->second;
     for (auto p = list.begin(); p != list.end();) {
-      if (attach_family(it->first, *p->family, &p->last_error)) {
+      Error err;
+      if (attach_family(it->first, *p->family, &err)) {
         TP_LOG_INFO("process %u: %s family attached on retry", it->first, p->family->name());
+        std::lock_guard<std::mutex> lock(mu_);
+        attach_failed_.erase({it->first, p->family->name()});
         p = list.erase(p);
       } else if (now - p->first >= std::chrono::duration<double>(opts_.attach_retry_s)) {
-        // Not an agent failure: the process has nothing for this family
-        // (no USDT probes, no OpenSSL, no allocator).
-        TP_LOG_INFO("process %u: %s family not attached: %s", it->first, p->family->name(), p->last_error.c_str());
         p = list.erase(p);
       } else {
         ++p;
@@ -144,6 +183,27 @@ void Agent::retry_pending_attaches() {
     }
     it = list.empty() ? pending_attach_.erase(it) : std::next(it);
   }
+}
+
+void Agent::record_attach_failure(uint32_t pid, const std::string& family, const Error& err) {
+  std::string reason = attach_failure_reason(err);
+  // TLS applies only to processes that load OpenSSL: its absence is
+  // counted and logged at info level, not a degraded agent.
+  const bool not_applicable = reason == "no_openssl";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    attach_failures_[{family, reason}]++;
+    if (!not_applicable) attach_failed_.insert({pid, family});
+  }
+  if (not_applicable) {
+    TP_LOG_INFO("process %u (%s): %s family not attached (%s): %s", pid, session_->process_name(pid).c_str(),
+                family.c_str(), reason.c_str(), err.message.c_str());
+    return;
+  }
+  // One line per target, family and reason (attach runs once per process
+  // image); an exec storm of failures is summarized by the logger.
+  TP_LOG_WARN("process %u (%s): %s family not attached (%s): %s", pid, session_->process_name(pid).c_str(),
+              family.c_str(), reason.c_str(), err.message.c_str());
 }
 
 void Agent::detach_target(uint32_t pid) {
@@ -164,25 +224,17 @@ void Agent::on_process_event(const ProcessEvent& ev) {
   auto targets = session_->targets();
   bool traced = targets.count(ev.tgid) > 0;
   if (ev.kind == ProcessEvent::Kind::kExit) {
-    if (!traced) return;
-    drain_once();  // keep what it did before it went away
-    detach_target(ev.tgid);
-    session_->remove_target(ev.tgid);
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = per_target_.find(ev.tgid);
-    if (it != per_target_.end()) {
-      it->second.alive = false;
-      exited_order_.push_back(ev.tgid);
-      while (exited_order_.size() > opts_.max_exited_targets) {
-        per_target_.erase(exited_order_.front());
-        exited_order_.erase(exited_order_.begin());
-      }
-    }
+    if (traced || known_alive(ev.tgid)) handle_exit(ev.tgid);
     return;
   }
   // exec: a new image. Trace it if it matches, and re-read a traced one.
   bool match = opts_.targets.matches(ev.tgid, ev.comm, process_exe(ev.tgid));
   if (traced) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      attach_failed_.erase(attach_failed_.lower_bound({ev.tgid, std::string()}),
+                           attach_failed_.lower_bound({ev.tgid + 1, std::string()}));
+    }
     detach_target(ev.tgid);
     session_->remove_target(ev.tgid);
     session_->symbolizer().forget_process(ev.tgid);
@@ -211,6 +263,63 @@ void Agent::drain_once() {
   }
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   for (auto& [pid, tracker] : leak_trackers_) tracker->sample(t);
+}
+
+bool Agent::known_alive(uint32_t pid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = per_target_.find(pid);
+  return it != per_target_.end() && it->second.alive;
+}
+
+void Agent::handle_exit(uint32_t pid) {
+  drain_once();  // keep what it did before it went away
+  detach_target(pid);
+  session_->remove_target(pid);
+  std::lock_guard<std::mutex> lock(mu_);
+  attach_failed_.erase(attach_failed_.lower_bound({pid, std::string()}),
+                       attach_failed_.lower_bound({pid + 1, std::string()}));
+  auto it = per_target_.find(pid);
+  if (it != per_target_.end() && it->second.alive) {
+    it->second.alive = false;
+    exited_order_.emplace_back(pid, std::chrono::steady_clock::now());
+  }
+}
+
+void Agent::reap_untraced() {
+  // Session::refresh_targets() drops targets that died; when it does so
+  // before their exit event is read, the event finds no target. Without
+  // this, such a process would keep its links and series forever.
+  auto targets = session_->targets();
+  std::vector<uint32_t> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [pid, t] : per_target_)
+      if (t.alive && !targets.count(pid)) gone.push_back(pid);
+  }
+  for (uint32_t pid : gone) handle_exit(pid);
+}
+
+void Agent::forget_exited(std::chrono::steady_clock::time_point now) {
+  // Drop exited targets' series after the retention time (or when too many
+  // exited ones are kept); their ticks and hitches are folded into the
+  // all-process totals, so those stay monotonic.
+  const auto& ret = opts_.session.retention;
+  auto keep = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(ret.forget_exited_after_s));
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!exited_order_.empty() &&
+         (exited_order_.size() > ret.max_exited || now - exited_order_.front().second >= keep)) {
+    uint32_t pid = exited_order_.front().first;
+    exited_order_.pop_front();
+    auto it = per_target_.find(pid);
+    if (it == per_target_.end() || it->second.alive) continue;  // pid reused by a new target
+    per_target_.erase(it);
+    auto summary = hitches_.forget(pid);
+    forgotten_hitches_.frames += summary.frames;
+    forgotten_hitches_.hitches += summary.hitches;
+    for (const auto& [cause, n] : summary.hitches_by_cause) forgotten_hitches_.hitches_by_cause[cause] += n;
+    forgotten_targets_++;
+  }
 }
 
 void Agent::refresh_leak_reports() {
@@ -263,8 +372,11 @@ void Agent::run(const std::atomic<bool>& stop) {
     drain_once();
     session_->refresh_targets();
     retry_pending_attaches();
+    reap_untraced();
     session_->stacks().prune_if_needed();
     auto now = std::chrono::steady_clock::now();
+    forget_exited(now);
+    flush_log_summaries();
     if (alloc_ && now - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
       refresh_leak_reports();
       last_leak_report_ = now;
@@ -348,6 +460,26 @@ AgentStats Agent::stats() const {
   }
   std::lock_guard<std::mutex> lock(mu_);
   s.drains = drains_;
+  const auto& ret = opts_.session.retention;
+  s.forget_exited_after_s = ret.forget_exited_after_s;
+  s.max_targets = opts_.session.map_sizes.max_targets;
+  s.max_exited_targets = ret.max_exited;
+  s.exited_targets = exited_order_.size();
+  s.forgotten_targets = forgotten_targets_;
+  s.all_ticks = forgotten_hitches_.frames;
+  s.all_hitches_by_cause = forgotten_hitches_.hitches_by_cause;
+  for (const auto& [pid, p] : hitches_.processes()) {
+    s.all_ticks += p.frames;
+    for (const auto& [cause, n] : p.hitches_by_cause) s.all_hitches_by_cause[cause] += n;
+  }
+  s.attach_failures = attach_failures_;
+  auto ls = log_stats();
+  s.log_lines_printed = ls.printed;
+  s.log_messages_suppressed = ls.suppressed;
+  // Degraded: a family that failed on a target that is still traced.
+  std::set<std::string> failing;
+  for (const auto& [pid, fam] : attach_failed_) failing.insert(fam);
+  s.degraded.assign(failing.begin(), failing.end());
   for (const auto& [pid, t] : per_target_) {
     TargetStats copy = t;
     copy.alive = copy.alive && ss.targets > 0;

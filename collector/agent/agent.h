@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,7 +43,8 @@ struct AgentOptions {
   double leak_report_interval_s = 10;  // how often leak suspects are re-judged (alloc family)
   SessionOptions session;
   double drain_interval_s = 1.0;
-  size_t max_exited_targets = 64;  // exited targets kept in stats
+  // Exited targets: how long (and how many) their series stay on /metrics;
+  // the families read the same setting from opts.session.retention.
   double max_capture_seconds = 300;
   double attach_retry_s = 10;  // how long a family's failed attach to a new process is retried
 };
@@ -68,9 +71,17 @@ class Agent {
   explicit Agent(const AgentOptions& o) : opts_(o), hitches_(o.hitch) {}
   void on_process_event(const ProcessEvent& ev);
   void drain_once();
-  void attach_target(uint32_t pid);
-  bool attach_family(uint32_t pid, Family& f, std::string* error);
+  bool attach_family(uint32_t pid, Family& f, Error* error);
   void retry_pending_attaches();
+  // Returns how many families attached; failures are logged (once per
+  // target, family and reason) and counted.
+  size_t attach_target(uint32_t pid);
+  void record_attach_failure(uint32_t pid, const std::string& family, const Error& err);
+  void forget_exited(std::chrono::steady_clock::time_point now);
+  // A traced process went away (exit event, or found dead by a refresh).
+  void handle_exit(uint32_t pid);
+  bool known_alive(uint32_t pid) const;
+  void reap_untraced();
   void detach_target(uint32_t pid);
   void refresh_leak_reports();
   RuntimeTargetStats runtime_stats(uint32_t pid, const RuntimeSnapshot* snap) const;
@@ -87,7 +98,6 @@ class Agent {
   struct PendingAttach {
     Family* family;
     std::chrono::steady_clock::time_point first;
-    std::string last_error;
   };
   std::map<uint32_t, std::vector<PendingAttach>> pending_attach_;  // run-loop thread only
   std::map<uint32_t, std::unique_ptr<LeakTracker>> leak_trackers_;
@@ -99,7 +109,11 @@ class Agent {
   std::mutex drain_mu_;  // one drain at a time: the families' slot flips are not reentrant
   mutable std::mutex mu_;
   std::map<uint32_t, TargetStats> per_target_;
-  std::vector<uint32_t> exited_order_;
+  std::deque<std::pair<uint32_t, std::chrono::steady_clock::time_point>> exited_order_;  // oldest first
+  uint64_t forgotten_targets_ = 0;
+  HitchAnalyzer::ProcessSummary forgotten_hitches_;  // folded summaries of forgotten processes
+  std::map<std::pair<std::string, std::string>, uint64_t> attach_failures_;  // (family, reason)
+  std::set<std::pair<uint32_t, std::string>> attach_failed_;  // (pid, family) with a failure, for /healthz
   uint64_t drains_ = 0;
 };
 

@@ -34,11 +34,29 @@ Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
   if (!maps) return maps.error();
   std::unique_ptr<Session> s(new Session());
   s->maps_ = maps.take();
+  s->opts_ = opts;
   s->stacks_ = std::make_unique<StackStore>(s->maps_.stacks_fd(), opts.map_sizes.max_stacks);
   s->symbolizer_ = std::make_unique<Symbolizer>(opts.symbolizer);
   s->unwind_ = std::make_unique<UnwindTables>(s->maps_);
   return s;
 }
+
+namespace {
+// PF_KTHREAD in the flags field (9th) of /proc/PID/stat.
+bool is_kernel_thread(uint32_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return false;
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // comm may contain spaces
+  unsigned long flags = 0;
+  if (!p || std::sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1) return false;
+  return flags & 0x00200000;
+}
+}  // namespace
 
 Status Session::add_target(uint32_t pid) {
   {
@@ -47,6 +65,9 @@ Status Session::add_target(uint32_t pid) {
   }
   if (!process_alive(pid))
     return Error("process " + std::to_string(pid) + " does not exist", "is the process still running?");
+  if (is_kernel_thread(pid))
+    TP_LOG_WARN("process %u (%s) is a kernel thread: it has no user stacks, only kernel stacks are recorded", pid,
+                process_comm(pid).c_str());
   // Tables first, so the very first sample already unwinds correctly.
   if (auto st = unwind_->update_process(pid); !st) {
     std::lock_guard<std::mutex> lock(mu_);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "core/retention.h"
 #include "core/ring_buffers.h"
 #include "core/shared_maps.h"
 #include "core/stack_store.h"
@@ -22,6 +23,8 @@ namespace tickprobe {
 struct SessionOptions {
   SharedMapSizes map_sizes;
   SymbolizerOptions symbolizer;
+  // How long families keep an exited process's per-process state (/metrics).
+  RetentionOptions retention;
 };
 
 struct SessionStats {
@@ -53,6 +56,7 @@ class Session {
   // Every family's ring buffers, polled together by the run loop.
   RingBuffers& ringbufs() { return ringbufs_; }
   SessionStats stats() const;
+  const SessionOptions& options() const { return opts_; }
 
  private:
   Session() = default;
@@ -65,6 +69,7 @@ class Session {
   std::set<uint32_t> targets_;
   std::map<uint32_t, std::string> names_;
   SessionStats stats_;
+  SessionOptions opts_;
 };
 
 }  // namespace tickprobe

@@ -20,9 +20,17 @@ Result<UniqueFd> make_map(bpf_map_type type, const char* name, uint32_t key_size
                           uint32_t max_entries, uint32_t flags) {
   LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
   int fd = bpf_map_create(type, name, key_size, value_size, max_entries, &opts);
-  if (fd < 0)
-    return Error::from_errno(std::string("failed to create BPF map ") + name, errno,
-                             "run as root (CAP_BPF and CAP_PERFMON), and check `tickprobe doctor`");
+  if (fd < 0) {
+    // Each errno has its own cause: only EPERM is about privileges.
+    int err = errno;
+    std::string size = std::string(name) + " (" + std::to_string(max_entries) + " entries)";
+    std::string hint = "run `tickprobe doctor`";
+    if (err == EPERM || err == EACCES) hint = "run as root (CAP_BPF and CAP_PERFMON), and check `tickprobe doctor`";
+    else if (err == EINVAL) hint = "the size of " + size + " is not valid: check --max-stacks, --unwind-rows, --max-targets";
+    else if (err == E2BIG) hint = size + " is larger than the kernel allows: lower --unwind-rows or --max-stacks";
+    else if (err == ENOMEM) hint = "not enough memory for " + size + ": lower --unwind-rows or --max-stacks";
+    return Error::from_errno(std::string("failed to create BPF map ") + name, err, hint);
+  }
   return UniqueFd(fd);
 }
 

@@ -55,6 +55,22 @@ struct AgentStats {
   uint64_t bpf_map_bytes = 0;                  // memory of tickprobe's BPF maps
   uint64_t self_rss_bytes = 0;                 // the agent's own resident memory
   double self_cpu_seconds = 0;                 // the agent's own CPU time (user + system)
+  // Retention of exited processes (the cardinality bound, docs/metrics.md).
+  double forget_exited_after_s = 0;
+  uint64_t max_targets = 0;          // live processes traced at most
+  uint64_t max_exited_targets = 0;   // exited processes kept at most
+  uint64_t exited_targets = 0;       // exited processes still shown
+  uint64_t forgotten_targets = 0;    // exited processes whose series were dropped
+  // All processes ever traced, forgotten ones included (monotonic).
+  uint64_t all_ticks = 0;
+  std::map<std::string, uint64_t> all_hitches_by_cause;
+  // Attach failures: (family, reason) -> count; reasons are short slugs.
+  std::map<std::pair<std::string, std::string>, uint64_t> attach_failures;
+  // Families that failed to attach to a process that is still traced.
+  std::vector<std::string> degraded;
+  // The logger's rate limit (core/log.h).
+  uint64_t log_lines_printed = 0;
+  uint64_t log_messages_suppressed = 0;
 };
 
 }  // namespace tickprobe

@@ -190,4 +190,15 @@ std::vector<Hitch> HitchAnalyzer::evaluate(const FrameRecord& f) {
   return {h};
 }
 
+HitchAnalyzer::ProcessSummary HitchAnalyzer::forget(uint32_t tgid) {
+  ProcessSummary out;
+  if (auto it = procs_.find(tgid); it != procs_.end()) {
+    out = std::move(it->second);
+    procs_.erase(it);
+  }
+  samples_.erase(tgid);
+  pending_.erase(tgid);
+  return out;
+}
+
 }  // namespace tickprobe

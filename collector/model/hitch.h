@@ -95,6 +95,9 @@ class HitchAnalyzer {
   };
   const std::map<uint32_t, ProcessSummary>& processes() const { return procs_; }
   uint64_t budget_for(uint32_t tgid) const;
+  // Drops a process (it exited a while ago); its summary is returned so the
+  // caller can keep all-process totals.
+  ProcessSummary forget(uint32_t tgid);
 
  private:
   std::vector<Hitch> evaluate(const FrameRecord& f);

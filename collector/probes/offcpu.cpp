@@ -22,6 +22,9 @@ const char* offcpu_state_name(uint32_t state) {
   }
 }
 
+OffCpuProbe::OffCpuProbe(Session& s, const OffCpuOptions& o)
+    : session_(s), opts_(o), seconds_by_state_(s.options().retention) {}
+
 Result<std::unique_ptr<OffCpuProbe>> OffCpuProbe::create(Session& session, const OffCpuOptions& opts) {
   std::unique_ptr<OffCpuProbe> p(new OffCpuProbe(session, opts));
   // tp_btf needs kernel BTF, which every kernel tickprobe runs on has (CO-RE).
@@ -65,6 +68,14 @@ void OffCpuProbe::drain() {
   subs_.fan_out(agg);
   std::lock_guard<std::mutex> lock(totals_mu_);
   for (const auto& [key, ns] : ns_by_state) seconds_by_state_.at(key.first)[key.second] += static_cast<double>(ns) / 1e9;
+  seconds_by_state_.exited_unless_in(session_.targets());
+  seconds_by_state_.expire();
+}
+
+Status OffCpuProbe::attach(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  seconds_by_state_.attached(pid);
+  return {};
 }
 
 void OffCpuProbe::detach(uint32_t pid) {
@@ -90,6 +101,16 @@ void OffCpuProbe::metrics(MetricsSnapshot& out) const {
     }
   });
   out.push_back(std::move(off));
+  auto all = metric_family("tickprobe_targets_offcpu_seconds_total",
+                           "Off-CPU time of all traced processes together (exited and forgotten ones included), by "
+                           "thread state.",
+                           MetricType::kCounter);
+  auto totals = seconds_by_state_.all();
+  for (const char* state : {"R", "S", "D", "other"}) {
+    auto it = totals.find(state);
+    add_sample(all, {{"state", state}}, it == totals.end() ? 0.0 : it->second);
+  }
+  out.push_back(std::move(all));
 }
 
 ProfileShape OffCpuProbe::shape() const {

@@ -47,13 +47,14 @@ class OffCpuProbe : public Family {
   void drain() override;
   void subscribe(StackAggregate* agg) { subs_.subscribe(agg); }
   void unsubscribe(StackAggregate* agg) { subs_.unsubscribe(agg); }
+  Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
   void metrics(MetricsSnapshot& out) const override;
   ProfileShape shape() const;
   Counters counters() const override;
 
  private:
-  OffCpuProbe(Session& s, const OffCpuOptions& o) : session_(s), opts_(o) {}
+  OffCpuProbe(Session& s, const OffCpuOptions& o);
   Session& session_;
   OffCpuOptions opts_;
   SkeletonPtr<offcpu_bpf> skel_;

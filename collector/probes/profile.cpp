@@ -45,6 +45,9 @@ std::vector<int> online_cpus() {
 
 }  // namespace
 
+CpuProfileProbe::CpuProfileProbe(Session& s, const CpuProfileOptions& o)
+    : session_(s), opts_(o), cpu_seconds_(s.options().retention) {}
+
 Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& session, const CpuProfileOptions& opts) {
   if (opts.frequency == 0 || opts.frequency > 10000)
     return Error("invalid sampling frequency " + std::to_string(opts.frequency),
@@ -127,6 +130,14 @@ void CpuProfileProbe::drain() {
   subs_.fan_out(agg);
   std::lock_guard<std::mutex> lock(totals_mu_);
   for (const auto& [tgid, n] : per_tgid) cpu_seconds_.at(tgid) += static_cast<double>(n) / opts_.frequency;
+  cpu_seconds_.exited_unless_in(session_.targets());
+  cpu_seconds_.expire();
+}
+
+Status CpuProfileProbe::attach(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  cpu_seconds_.attached(pid);
+  return {};
 }
 
 void CpuProfileProbe::detach(uint32_t pid) {
@@ -151,6 +162,13 @@ void CpuProfileProbe::metrics(MetricsSnapshot& out) const {
     add_sample(cpu, {{"pid", std::to_string(pid)}, {"comm", session_.process_name(pid)}}, v);
   });
   out.push_back(std::move(cpu));
+  // Per-process series go some time after a process exits; this one keeps
+  // counting every process ever traced, so sums over time stay monotonic.
+  auto all = metric_family("tickprobe_targets_cpu_seconds_total",
+                           "CPU time of all traced processes together, exited and forgotten ones included.",
+                           MetricType::kCounter);
+  add_sample(all, {}, cpu_seconds_.all());
+  out.push_back(std::move(all));
 }
 
 ProfileShape CpuProfileProbe::shape() const {

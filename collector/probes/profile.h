@@ -41,6 +41,7 @@ class CpuProfileProbe : public Family {
   void drain() override;
   void subscribe(StackAggregate* agg) { subs_.subscribe(agg); }
   void unsubscribe(StackAggregate* agg) { subs_.unsubscribe(agg); }
+  Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
   void metrics(MetricsSnapshot& out) const override;
   // "cycles" or "cpu-clock".
@@ -51,7 +52,7 @@ class CpuProfileProbe : public Family {
   ProfileShape shape() const;
 
  private:
-  CpuProfileProbe(Session& s, const CpuProfileOptions& o) : session_(s), opts_(o) {}
+  CpuProfileProbe(Session& s, const CpuProfileOptions& o);
   Session& session_;
   CpuProfileOptions opts_;
   SkeletonPtr<profile_bpf> skel_;

@@ -1,5 +1,9 @@
 #include "runtime/runtime_description.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -123,11 +127,34 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
 }
 
 Result<RuntimeDescription> load_runtime_description(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Error::from_errno("cannot read runtime description " + path, errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto d = parse_runtime_description(ss.str());
+  // A description is a small JSON file. /dev/zero, a FIFO or a huge file
+  // would otherwise be read until memory runs out.
+  constexpr size_t kMaxDescriptionBytes = 1 << 20;
+  const std::string hint = "pass 'tickgame' or a JSON runtime description (docs/runtimes.md)";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return Error::from_errno("cannot read runtime description " + path, errno, hint);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error("usage: runtime description " + path + " is not a regular file", hint);
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxDescriptionBytes) {
+    ::close(fd);
+    return Error("usage: runtime description " + path + " is larger than 1 MiB (" + std::to_string(st.st_size) + " bytes)",
+                 hint);
+  }
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxDescriptionBytes) break;  // grew while read
+  }
+  int err = errno;
+  ::close(fd);
+  if (n < 0) return Error::from_errno("cannot read runtime description " + path, err, hint);
+  if (text.size() > kMaxDescriptionBytes) return Error("runtime description " + path + " is larger than 1 MiB", hint);
+  auto d = parse_runtime_description(text);
   if (!d) return Error(path + ": " + d.error().message);
   return d;
 }

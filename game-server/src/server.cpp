@@ -119,7 +119,7 @@ bool GameServer::start(std::string& error) {
   if (signals_.fd >= 0) sched_.watch(signals_.fd, EPOLLIN, &signals_);
   if (cfg_.admin_port != 0) {
     start_admin();
-    if (!admin_thread_.joinable()) { error = "failed to start admin endpoint on 127.0.0.1:" + std::to_string(cfg_.admin_port); return false; }
+    if (!admin_) { error = "failed to start admin endpoint on 127.0.0.1:" + std::to_string(cfg_.admin_port); return false; }
   }
   sched_.spawn(acceptor_task(&tcp_listener_), "acceptor");
   if (tls_listener_.fd >= 0) sched_.spawn(acceptor_task(&tls_listener_), "tls_acceptor");

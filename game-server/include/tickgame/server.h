@@ -2,8 +2,8 @@
 // fault injection and the admin HTTP endpoint.
 //
 // Threads: run() is the "tick-main" thread (reactor + scheduler + tick); the
-// admin endpoint runs on "admin-http" (and its small httplib worker pool,
-// which inherits the name). Only FaultSettings and StatsBoard are shared.
+// admin endpoint runs on "admin-http" threads (tinyhttp's event thread and
+// its two workers). Only FaultSettings and StatsBoard are shared.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -172,8 +172,7 @@ class GameServer {
   std::vector<std::uint8_t> scratch_;
   std::vector<std::uint8_t> read_buf_;
   std::atomic<bool> stop_requested_{false};
-  std::thread admin_thread_;
-  struct AdminState;  // the httplib server, kept out of this header
+  struct AdminState;  // the tinyhttp server, kept out of this header
   struct AdminStateDeleter { void operator()(AdminState* a) const; };
   std::unique_ptr<AdminState, AdminStateDeleter> admin_;
 };

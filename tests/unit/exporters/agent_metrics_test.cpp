@@ -37,6 +37,17 @@ TEST(AgentMetrics, PromtoolAcceptsPopulatedStats) {
   st.bpf_map_bytes = 1 << 20;
   st.self_rss_bytes = 50 << 20;
   st.self_cpu_seconds = 0.75;
+  st.forget_exited_after_s = 180;
+  st.max_targets = 1024;
+  st.max_exited_targets = 64;
+  st.exited_targets = 3;
+  st.forgotten_targets = 7;
+  st.all_ticks = 1200;
+  st.all_hitches_by_cause = {{"gc", 4}, {"socket_write", 1}};
+  st.attach_failures = {{{"runtime", "no_usdt_probes"}, 2}};
+  st.degraded = {"runtime"};
+  st.log_messages_suppressed = 4312;
+  st.log_lines_printed = 20;
 
   std::string text = render_prometheus_text(agent_metrics(st));
   EXPECT_EQ(text.find("# skipped"), std::string::npos) << text;
@@ -49,6 +60,17 @@ TEST(AgentMetrics, PromtoolAcceptsPopulatedStats) {
   EXPECT_NE(text.find("tickprobe_family_events_total{event=\"samples\",family=\"profile\"} 1000"),
             std::string::npos) << text;
   EXPECT_EQ(text.find("event=\"tls_calls\""), std::string::npos) << text;
+  for (const char* line : {"tickprobe_attach_failures_total{family=\"runtime\",reason=\"no_usdt_probes\"} 2",
+                           "tickprobe_tracked_processes_limit{state=\"exited\"} 64",
+                           "tickprobe_tracked_processes{state=\"exited\"} 3", "tickprobe_forgotten_processes_total 7",
+                           "tickprobe_exited_process_retention_seconds 180", "tickprobe_targets_ticks_total 1200",
+                           "tickprobe_targets_hitches_total{cause=\"cpu\"} 0",
+                           "tickprobe_targets_hitches_total{cause=\"gc\"} 4",
+                           "tickprobe_log_messages_suppressed_total 4312"})
+    EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line;
+  EXPECT_EQ(agent_health_text(st), "degraded: runtime family not attached (no_usdt_probes x2)\n");
+  AgentStats healthy;
+  EXPECT_EQ(agent_health_text(healthy), "ok\n");
   std::string dir = testing::make_temp_dir("agent-metrics");
   testing::write_file(dir + "/metrics.prom", text);
   std::string out;
