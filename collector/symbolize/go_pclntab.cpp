@@ -197,6 +197,12 @@ int64_t GoPclntab::lookup(uint64_t vaddr) const {
   return it - funcs_.begin();
 }
 
+int64_t GoPclntab::find(std::string_view wanted) const {
+  for (size_t i = 0; i < funcs_.size(); ++i)
+    if (name(static_cast<int64_t>(i)) == wanted) return static_cast<int64_t>(i);
+  return -1;
+}
+
 uint32_t GoPclntab::u32(size_t off) const {
   if (off + 4 > data_.size()) return 0;
   uint32_t v;

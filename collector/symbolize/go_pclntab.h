@@ -73,6 +73,8 @@ class GoPclntab {
   uint64_t entry(int64_t index) const { return funcs_[index].entry; }
   uint64_t end(int64_t index) const { return funcs_[index].end; }
   std::string_view name(int64_t index) const;
+  // Index of the function named exactly `name` (a linear scan), or -1.
+  int64_t find(std::string_view name) const;
 
   // The frames at `vaddr`, innermost (inlined) first, ending with the
   // function that holds vaddr. Empty when no function holds it.

@@ -302,6 +302,14 @@ struct Symbolizer::Impl {
     }
     BinaryImage& image = *range->image;
     uint64_t vaddr = file_offset_to_vaddr(image.load_info(), lookup_addr - range->start + range->file_offset);
+    if (lookup_addr != addr && image.go_pclntab()) {
+      // Go's saved contexts (g.sched after systemstack) resume at a
+      // function's entry: like Go's traceback (frame.pc > f.entry() before
+      // it backs up one byte), an address at an entry stays in that function.
+      uint64_t exact = file_offset_to_vaddr(image.load_info(), addr - range->start + range->file_offset);
+      int64_t fn = image.go_pclntab()->lookup(exact);
+      if (fn >= 0 && image.go_pclntab()->entry(fn) == exact) vaddr = exact;
+    }
     int64_t sym = image.lookup(vaddr);
     // In a Go binary the pclntab names every Go function exactly as the
     // runtime and runtime/pprof do (stripped or not, and with the spelling

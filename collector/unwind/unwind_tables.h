@@ -18,6 +18,7 @@
 #include "core/result.h"
 #include "core/shared_maps.h"
 #include "unwind/cfi_table.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe {
 
@@ -30,6 +31,8 @@ struct UnwindTablesStats {
   uint64_t processes = 0;
   uint64_t mappings_truncated = 0;  // processes with more than TP_MAX_PROC_MAPPINGS exec mappings
   uint64_t build_errors = 0;
+  uint64_t go_binaries = 0;        // Go binaries whose stacks hop from g0 to the goroutine
+  uint64_t go_layout_unknown = 0;  // Go binaries whose runtime layout is unknown: no hop
 };
 
 class UnwindTables {
@@ -51,6 +54,8 @@ class UnwindTables {
     bool frame_pointers = false;
     uint32_t file_id = 0;
     std::vector<ElfLoadSegment> loads;
+    bool is_go = false;
+    GoRuntimeLayout go;  // valid when is_go
   };
   const Binary& binary_for(uint32_t pid, const std::string& path, uint64_t dev, uint64_t inode,
                            uint64_t start, uint64_t end);

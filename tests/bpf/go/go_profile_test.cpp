@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -122,6 +123,173 @@ TEST(GoProfile, LineInfoFromPclntab) {
   }
   ASSERT_GT(burn, 0u);
   EXPECT_EQ(with_line, burn);
+}
+
+// The root (outermost frame) of a Go stack: a goroutine's entry
+// (runtime.goexit under every goroutine, runtime.main, a main.* function),
+// or, for a thread that runs no goroutine at that moment (the scheduler on
+// g0 after dropg, sysmon, an idle M), the system stack's own root.
+bool goroutine_root(const std::string& root) {
+  return root == "runtime.goexit" || root == "runtime.main" || root.rfind("main.", 0) == 0;
+}
+bool system_root(const std::string& root) {
+  return root == "runtime.mstart" || root == "runtime.mcall" || root == "runtime.morestack" ||
+         root == "runtime.rt0_go";
+}
+
+// Flat shares per function from `go tool pprof -top` of a runtime/pprof CPU profile.
+std::map<std::string, double> pprof_flat_shares(const std::string& path, double* total_samples) {
+  int rc = -1;
+  std::string top = run_capture("HOME=/tmp GOCACHE=/tmp/go-cache go tool pprof -top -nodecount=40 -unit=ms " + path +
+                                    " 2>&1",
+                                &rc);
+  std::map<std::string, double> flat;
+  EXPECT_EQ(rc, 0) << top;
+  std::istringstream in(top);
+  std::string line;
+  bool table = false;
+  while (std::getline(in, line)) {
+    if (line.find("Total samples") != std::string::npos) {
+      // "Duration: 8s, Total samples = 9310ms (116.37%)"
+      auto eq = line.find('=');
+      if (eq != std::string::npos) *total_samples = std::stod(line.substr(eq + 1)) / 10.0;  // 10 ms per sample
+    }
+    if (line.find("flat%") != std::string::npos) {
+      table = true;
+      continue;
+    }
+    if (!table) continue;
+    std::istringstream fields(line);
+    std::string f, fpct, sum, cum, cumpct, name;
+    if (!(fields >> f >> fpct >> sum >> cum >> cumpct)) continue;
+    std::getline(fields, name);
+    name.erase(0, name.find_first_not_of(' '));
+    if (auto inl = name.find(" (inline)"); inl != std::string::npos) name.erase(inl);
+    flat[name] = std::stod(fpct) / 100.0;
+  }
+  return flat;
+}
+
+// Share of a runtime/pprof CPU profile's samples whose stack is rooted on
+// the system stack (system_root), from `go tool pprof -traces` (which
+// hides runtime.goexit: a goroutine's stack ends at its entry function).
+double pprof_system_rooted_share(const std::string& path) {
+  int rc = -1;
+  std::string traces = run_capture("HOME=/tmp GOCACHE=/tmp/go-cache go tool pprof -traces " + path + " 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << traces.substr(0, 2000);
+  double total = 0, system = 0, value = 0;
+  std::string last;
+  auto finish = [&] {
+    if (value > 0 && !last.empty()) {
+      total += value;
+      if (system_root(last)) system += value;
+    }
+    value = 0;
+    last.clear();
+  };
+  std::istringstream in(traces);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("-----------+") != std::string::npos) {
+      finish();
+      continue;
+    }
+    std::istringstream fields(line);
+    std::vector<std::string> words;
+    for (std::string w; fields >> w;) words.push_back(w);
+    if (words.empty()) continue;
+    // "     10ms   runtime.futex" opens a trace; later lines are one frame.
+    if (words.size() == 2 && value == 0 && last.empty() && std::isdigit(static_cast<unsigned char>(words[0][0]))) {
+      double v = std::stod(words[0]);
+      value = words[0].find("ms") != std::string::npos ? v : v * 1000;
+    }
+    if (value > 0) last = words.back();
+  }
+  finish();
+  return total > 0 ? system / total : -1;
+}
+
+// -gc-garbage: the GC and the allocator work on the system stack (g0). The
+// walk must go on at the goroutine (m.curg.sched), as Go's own traceback
+// does, so the stack reaches the goroutine's entry; and the split of time
+// must be what the fixture's own runtime/pprof profile says.
+TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
+  GoServer server = start_server("go_gameserver_stripped", {"-gc-garbage"});
+  ASSERT_NE(server.http_port, 0);
+  // The fixture's own CPU profile over the same seconds (SIGPROF, 100 Hz).
+  std::string pprof_body;
+  std::thread pprof([&] {
+    auto r = http_get("127.0.0.1", server.http_port, "/debug/pprof/profile?seconds=8", std::chrono::seconds(30));
+    if (r.status == 200) pprof_body = r.body;
+  });
+  usleep(200000);  // let the profile start first: both cover the same ~8 s
+  json prof = profile(server.proc->pid(), "-d 7.6 -F 499 --line-info");
+  pprof.join();
+  EXPECT_TRUE(server.proc->running()) << "the target died";
+
+  double samples = 0, rooted = 0, system = 0, through_g0 = 0;
+  std::map<std::string, double> self, roots;
+  for (const auto& sample : prof["samples"]) {
+    double v = sample["values"][0].get<double>();
+    const auto& stack = sample["stack"];
+    if (stack.empty()) continue;
+    samples += v;
+    std::string root = stack[stack.size() - 1]["name"];
+    roots[root] += v;
+    if (goroutine_root(root)) rooted += v;
+    else if (system_root(root)) system += v;
+    for (const auto& f : stack)
+      if (f["name"] == "runtime.systemstack_switch") {
+        through_g0 += v;
+        break;
+      }
+    self[stack[0]["name"].get<std::string>()] += v;
+  }
+  ASSERT_GT(samples, 1000) << prof.dump().substr(0, 2000);
+  std::printf("samples %.0f: rooted at a goroutine %.1f%%, at a system-stack root %.1f%%, other %.1f%%; "
+              "through systemstack_switch %.1f%%\n",
+              samples, 100 * rooted / samples, 100 * system / samples, 100 * (samples - rooted - system) / samples,
+              100 * through_g0 / samples);
+  for (const auto& [root, n] : roots)
+    if (n >= 0.005 * samples) std::printf("  root %-40s %5.1f%%\n", root.c_str(), 100 * n / samples);
+  // Without the hop ~30% of these samples end at runtime.systemstack.
+  EXPECT_GT(through_g0, 0.05 * samples);
+  // Every stack ends at a root: a goroutine's entry, or the system stack's
+  // own root when the thread runs no goroutine (the scheduler, sysmon).
+  EXPECT_GE((rooted + system) / samples, 0.98);
+
+  ASSERT_FALSE(pprof_body.empty()) << "no runtime/pprof profile from the fixture";
+  std::string path = std::string(TICKPROBE_BINARY_DIR) + "/go_bpf_test_cpu.pb.gz";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_TRUE(f);
+  std::fwrite(pprof_body.data(), 1, pprof_body.size(), f);
+  std::fclose(f);
+  // How much of the time the runtime itself finds no goroutine under a
+  // sample (its traceback hops g0 -> curg too): ours must match.
+  double pprof_system = pprof_system_rooted_share(path);
+  ASSERT_GE(pprof_system, 0);
+  std::printf("rooted at a goroutine: tickprobe %.1f%%, runtime/pprof %.1f%%\n", 100 * rooted / samples,
+              100 * (1 - pprof_system));
+  EXPECT_GE(rooted / samples, 1 - pprof_system - 0.05);
+  EXPECT_GE(rooted / samples, 0.80);  // the runtime finds no goroutine under 2-13% (scheduler after a preemption)
+  double pprof_samples = 0;
+  auto flat = pprof_flat_shares(path, &pprof_samples);
+  ASSERT_FALSE(flat.empty());
+  // Top functions (flat share >= 5% in either profile) agree within 5 points;
+  // with >= 600 runtime/pprof samples the sampling error of a share is < 2 points.
+  EXPECT_GT(pprof_samples, 600);
+  std::set<std::string> top;
+  for (const auto& [name, share] : flat)
+    if (share >= 0.05) top.insert(name);
+  for (const auto& [name, n] : self)
+    if (n / samples >= 0.05) top.insert(name);
+  ASSERT_FALSE(top.empty());
+  for (const std::string& name : top) {
+    double ours = self.count(name) ? self[name] / samples : 0;
+    double theirs = flat.count(name) ? flat[name] : 0;
+    std::printf("  %-40s tickprobe %5.1f%%  runtime/pprof %5.1f%%\n", name.c_str(), 100 * ours, 100 * theirs);
+    EXPECT_NEAR(ours, theirs, 0.05) << name;
+  }
 }
 
 }  // namespace

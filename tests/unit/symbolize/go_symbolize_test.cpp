@@ -20,6 +20,7 @@
 #include "symbolize/go_pclntab.h"
 #include "symbolize/symbolizer.h"
 #include "test_support.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe {
 namespace {
@@ -248,6 +249,62 @@ TEST(GoSymbolizer, LiveStrippedProcess) {
   auto full = plain.symbolize_user(static_cast<uint32_t>(server.pid()), {*memmove + 1});
   ASSERT_EQ(full.size(), 1u);
   EXPECT_EQ(full[0].function, "runtime.memmove");
+}
+
+// The runtime layout the BPF unwinder hops g0 -> curg with: DWARF of the
+// normal build is the ground truth for the built-in Go 1.19 table used for
+// the stripped build.
+TEST(GoRuntimeLayout, DwarfAndTableAgree) {
+  auto dwarf = read_go_layout_from_dwarf(kFull);
+  ASSERT_TRUE(dwarf) << dwarf.error().message;
+  auto table = read_go_runtime_layout(kStripped);
+  ASSERT_TRUE(table) << table.error().message;
+  const GoRuntimeLayout& d = *dwarf;
+  const GoRuntimeLayout& t = *table;
+  EXPECT_EQ(d.source, "dwarf");
+  EXPECT_EQ(t.source, "table");
+  EXPECT_EQ(d.version, t.version);
+  EXPECT_EQ(d.g_stack_lo, t.g_stack_lo);
+  EXPECT_EQ(d.g_stack_hi, t.g_stack_hi);
+  EXPECT_EQ(d.g_m, t.g_m);
+  EXPECT_EQ(d.g_sched, t.g_sched);
+  EXPECT_EQ(d.m_g0, t.m_g0);
+  EXPECT_EQ(d.m_curg, t.m_curg);
+  EXPECT_EQ(d.m_gsignal, t.m_gsignal);
+  EXPECT_EQ(d.gobuf_sp, t.gobuf_sp);
+  EXPECT_EQ(d.gobuf_pc, t.gobuf_pc);
+  EXPECT_EQ(d.gobuf_bp, t.gobuf_bp);
+  EXPECT_EQ(d.tls_g, -8);
+  EXPECT_EQ(t.tls_g, -8);
+  // Facts measured with DWARF on Go 1.19 (issue 10): g.sched +56, m.curg +192.
+  EXPECT_EQ(d.g_sched, 56);
+  EXPECT_EQ(d.m_curg, 192);
+  EXPECT_EQ(d.gobuf_bp, 48);
+  ASSERT_EQ(t.switch_functions.size(), 4u);
+  EXPECT_EQ(t.switch_functions[0].name, "runtime.systemstack");
+  EXPECT_TRUE(t.switch_functions[0].frameless);
+  EXPECT_EQ(t.switch_functions[3].name, "runtime.mcall");
+  EXPECT_FALSE(t.switch_functions[3].frameless);
+  // Same text layout in both builds: same ranges.
+  for (size_t i = 0; i < t.switch_functions.size(); ++i) {
+    EXPECT_EQ(d.switch_functions[i].start, t.switch_functions[i].start);
+    EXPECT_LT(t.switch_functions[i].start, t.switch_functions[i].end);
+  }
+}
+
+TEST(GoRuntimeLayout, UnknownVersionIsRefused) {
+  EXPECT_TRUE(go_layout_for_version("go1.19.8"));
+  EXPECT_TRUE(go_layout_for_version("go1.19"));
+  auto unknown = go_layout_for_version("go1.23.1");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("go1.23.1"), std::string::npos);
+  EXPECT_FALSE(unknown.error().hint.empty());
+  EXPECT_FALSE(go_layout_for_version(""));
+  EXPECT_FALSE(go_layout_for_version("go1.1"));
+  auto not_go = read_go_runtime_layout("/lib/x86_64-linux-gnu/libc.so.6");
+  EXPECT_FALSE(not_go);
+  EXPECT_FALSE(is_go_executable("/lib/x86_64-linux-gnu/libc.so.6"));
+  EXPECT_TRUE(is_go_executable(kStripped));
 }
 
 }  // namespace
