@@ -20,6 +20,7 @@
 #include "symbolize/go_pclntab.h"
 #include "symbolize/symbolizer.h"
 #include "test_support.h"
+#include "runtime/function_sites.h"
 #include "unwind/go_layout.h"
 
 namespace tickprobe {
@@ -305,6 +306,40 @@ TEST(GoRuntimeLayout, UnknownVersionIsRefused) {
   EXPECT_FALSE(not_go);
   EXPECT_FALSE(is_go_executable("/lib/x86_64-linux-gnu/libc.so.6"));
   EXPECT_TRUE(is_go_executable(kStripped));
+}
+
+// Function probes go on RET instructions and call sites found with capstone.
+TEST(GoFunctionSites, RetsAndCallSitesOfRuntimeFunctions) {
+  auto bytes_at = [](uint64_t off, size_t n) {
+    std::ifstream f(kStripped, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(off));
+    std::string b(n, '\0');
+    f.read(b.data(), static_cast<std::streamsize>(n));
+    return b;
+  };
+  for (const char* fn : {"runtime.newproc1", "runtime.startTheWorldWithSema", "main.leakyWorker"}) {
+    auto sites = find_function_sites(kStripped, fn);
+    ASSERT_TRUE(sites) << sites.error().message;
+    EXPECT_GT(sites->size, 0u);
+    ASSERT_FALSE(sites->ret_offsets.empty()) << fn;
+    for (uint64_t off : sites->ret_offsets) {
+      EXPECT_GT(off, sites->entry_offset);
+      EXPECT_LT(off, sites->entry_offset + sites->size);
+      EXPECT_EQ(static_cast<unsigned char>(bytes_at(off, 1)[0]), 0xc3) << fn << " +" << off - sites->entry_offset;
+    }
+    // Go's prologue: the stack-bound check against g (R14) comes first.
+    EXPECT_EQ(bytes_at(sites->entry_offset, 3), std::string("\x49\x3b\x66", 3)) << fn;
+  }
+  auto start = find_function_sites(kStripped, "runtime.startTheWorldWithSema", "runtime.nanotime1");
+  ASSERT_TRUE(start);
+  ASSERT_EQ(start->call_offsets.size(), 1u);  // startTime := nanotime()
+  EXPECT_EQ(static_cast<unsigned char>(bytes_at(start->call_offsets[0], 1)[0]), 0xe8);
+  EXPECT_FALSE(find_function_sites(kStripped, "main.noSuchFunction"));
+  EXPECT_FALSE(find_function_sites(kStripped, "runtime.newproc1", "main.noSuchFunction"));
+  // Non-Go binaries: .dynsym extents.
+  auto libc = find_function_sites("/lib/x86_64-linux-gnu/libc.so.6", "malloc");
+  ASSERT_TRUE(libc) << libc.error().message;
+  EXPECT_FALSE(libc->ret_offsets.empty());
 }
 
 }  // namespace
