@@ -457,8 +457,12 @@ int rt_tick_end(struct pt_regs *ctx)
 
 /* ---------------------------------------------------------- pauses */
 
-static __always_inline int pause_begin(struct pt_regs *ctx, __u64 cookie, __u64 begin_arg)
+/* USDT pauses start after the unwind (the runtime's own probe brackets its
+ * pause); function-probe pauses (Go's stopTheWorldWithSema) start at the
+ * probe, as the runtime's own clock does, which also runs through it. */
+static __always_inline int pause_begin(struct pt_regs *ctx, __u64 cookie, __u64 begin_arg, bool start_at_probe)
 {
+	__u64 probe_ns = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
 	__u32 kind = RT_COOKIE_KIND(cookie) & (RT_MAX_PAUSE_KINDS - 1);
@@ -471,7 +475,7 @@ static __always_inline int pause_begin(struct pt_regs *ctx, __u64 cookie, __u64 
 	t->open_pauses |= 1u << kind;
 	t->pause_begin_arg[kind] = begin_arg;
 	t->pause_stack[kind] = pause_stacks ? stack_here(ctx, tgid) : 0;
-	t->pause_start_ns[kind] = bpf_ktime_get_ns(); /* after the unwind: not part of the pause */
+	t->pause_start_ns[kind] = start_at_probe ? probe_ns : bpf_ktime_get_ns(); /* after the unwind */
 	return 0;
 }
 
@@ -479,14 +483,14 @@ SEC("usdt")
 int rt_pause_begin(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_usdt_cookie(ctx);
-	return pause_begin(ctx, cookie, usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0)));
+	return pause_begin(ctx, cookie, usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0)), false);
 }
 
 SEC("uprobe")
 int rt_fn_pause_begin(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	return pause_begin(ctx, cookie, fn_id(ctx, cookie));
+	return pause_begin(ctx, cookie, fn_id(ctx, cookie), true);
 }
 
 /* Function probes capture no end arguments. */

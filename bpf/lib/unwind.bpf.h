@@ -56,6 +56,7 @@ struct tp_unwind_scratch {
 	__u64 go_sched;     /* address of m.curg.sched */
 	__u32 go_armed;     /* 1 until the walk hopped to the goroutine */
 	__u32 go_frameless; /* the next frame's return address is at sp */
+	struct tp_go_info go; /* the process's, copied when armed */
 	struct tp_stack user;
 	struct tp_stack kern;
 };
@@ -116,8 +117,9 @@ static __always_inline struct tp_unwind_row *tp_find_row(__u32 start, __u32 coun
 }
 
 /* Go: continues the walk at the goroutine's saved context (m.curg.sched). */
-static __always_inline long tp_go_hop(struct tp_unwind_scratch *s, struct tp_go_info *go, __u32 frameless)
+static __always_inline long tp_go_hop(struct tp_unwind_scratch *s, __u32 frameless)
 {
+	struct tp_go_info *go = &s->go;
 	__u64 pc = 0, sp = 0, bp = 0;
 
 	s->go_armed = 0;
@@ -170,6 +172,9 @@ static __always_inline void tp_go_arm(struct tp_unwind_scratch *s)
 	s->go_lo = lo;
 	s->go_hi = hi;
 	s->go_sched = curg + go->g_sched;
+	/* The walk reads only the scratch: no proc_maps pointer stays live
+	 * across the Go checks. */
+	__builtin_memcpy(&s->go, go, sizeof(s->go));
 	s->go_armed = 1;
 }
 
@@ -208,23 +213,24 @@ static long tp_unwind_step(__u32 index, void *unused)
 		return 0;
 	}
 
+	if (s->go_armed) {
+		/* Go on the system stack: a switch function is where g0's frame
+		 * chain ends; the goroutine's frames go on from its sched. */
+		__u64 at = ip - (n ? 1 : 0);
+		__s32 hop = -1; /* the switch function's frameless flag */
+		for (int i = 0; i < TP_GO_MAX_SWITCH; i++) {
+			if (i < s->go.nswitch && at >= s->go.sw[i].start && at < s->go.sw[i].end)
+				hop = s->go.sw[i].frameless;
+		}
+		if (hop >= 0)
+			return tp_go_hop(s, hop);
+	}
+
 	pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
 	if (pm)
 		m = tp_find_mapping(pm, ip);
 	if (!m)
 		s->user.flags |= TP_STACK_NO_MAPPING;
-
-	if (s->go_armed && pm) {
-		/* Go on the system stack: a switch function is where g0's frame
-		 * chain ends; the goroutine's frames go on from its sched. */
-		__u64 at = ip - (n ? 1 : 0);
-		for (int i = 0; i < TP_GO_MAX_SWITCH; i++) {
-			if (i >= pm->go.nswitch)
-				break;
-			if (at >= pm->go.sw[i].start && at < pm->go.sw[i].end)
-				return tp_go_hop(s, &pm->go, pm->go.sw[i].frameless);
-		}
-	}
 
 	/* The leaf's PC is exact; callers' PCs are return addresses, which may
 	 * already lie past the end of the calling function: look up pc - 1. */
@@ -261,8 +267,8 @@ static long tp_unwind_step(__u32 index, void *unused)
 	}
 
 	/* Frame-pointer step: [bp] is the caller's bp, [bp+8] the return address. */
-	if (s->go_armed && pm && (s->bp < s->go_lo || s->bp >= s->go_hi))
-		return tp_go_hop(s, &pm->go, 0); /* the chain left g0's stack */
+	if (s->go_armed && (s->bp < s->go_lo || s->bp >= s->go_hi))
+		return tp_go_hop(s, 0); /* the chain left g0's stack */
 	if (s->bp == 0 || s->bp < s->sp)
 		return 1;
 	if (bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)s->bp) ||

@@ -28,6 +28,20 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
         sk->rodata->pause_stacks = opts.pause_stacks;
         bpf_map__set_max_entries(sk->maps.coros, opts.max_coroutines);
         bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks);
+        // Load only the program kinds the description uses: each program
+        // that unwinds costs verifier time at startup.
+        const auto& d = opts.description;
+        bool fn = false, usdt = false;
+        for (const UsdtProbeRef* r : {&d.coro_create, &d.coro_destroy, &d.coro_resume, &d.coro_suspend})
+          (r->is_function() ? fn : usdt) |= r->present();
+        for (const auto& pd : d.pauses)
+          for (const UsdtProbeRef* r : {&pd.begin, &pd.end}) (r->is_function() ? fn : usdt) |= r->present();
+        for (bpf_program* prog : {sk->progs.rt_fn_coro_create, sk->progs.rt_fn_coro_destroy,
+                                  sk->progs.rt_fn_pause_begin, sk->progs.rt_fn_pause_end})
+          bpf_program__set_autoload(prog, fn);
+        for (bpf_program* prog : {sk->progs.rt_coro_create, sk->progs.rt_coro_destroy, sk->progs.rt_coro_resume,
+                                  sk->progs.rt_coro_suspend, sk->progs.rt_pause_begin, sk->progs.rt_pause_end})
+          bpf_program__set_autoload(prog, usdt);
         return {};
       },
       /*attach=*/false);

