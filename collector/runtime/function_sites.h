@@ -17,10 +17,10 @@
 namespace tickprobe {
 
 struct FunctionSites {
-  uint64_t vaddr = 0, size = 0;       // the function (ELF virtual addresses)
-  uint64_t entry_offset = 0;          // file offset of its first instruction
-  std::vector<uint64_t> ret_offsets;  // file offsets of its RET instructions
-  std::vector<uint64_t> call_offsets; // file offsets of its direct CALLs of `callee` (when asked)
+  uint64_t vaddr = 0, size = 0;        // the function (ELF virtual addresses)
+  uint64_t entry_offset = 0;           // file offset of its first instruction
+  std::vector<uint64_t> ret_offsets;   // file offsets of its RET instructions
+  std::vector<uint64_t> call_offsets;  // file offsets of its direct CALLs of `callee` (when asked)
 };
 
 // `callee` (optional): also find the direct calls of that function inside

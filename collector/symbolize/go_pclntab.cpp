@@ -88,8 +88,8 @@ bool read_uvarint(const uint8_t* p, size_t size, size_t* pos, uint32_t* out) {
 }  // namespace
 
 bool is_go_binary(Elf* elf) {
-  return has_section(elf, ".note.go.buildid") || has_section(elf, ".go.buildinfo") ||
-         has_section(elf, ".gopclntab") || has_section(elf, ".data.rel.ro.gopclntab");
+  return has_section(elf, ".note.go.buildid") || has_section(elf, ".go.buildinfo") || has_section(elf, ".gopclntab") ||
+         has_section(elf, ".data.rel.ro.gopclntab");
 }
 
 std::string read_go_version(Elf* elf) {
@@ -157,8 +157,8 @@ std::unique_ptr<GoPclntab> GoPclntab::parse(Elf* elf, std::string* error) {
     std::memcpy(&funcoff, ftab + 8 * i + 4, 4);
     std::memcpy(&next_entryoff, ftab + 8 * (i + 1), 4);
     if (t->pclntab_ + funcoff + t->func_fixed_size_ > pcln.size) continue;
-    t->funcs_.push_back(Func{text_start + entryoff, text_start + next_entryoff,
-                             static_cast<uint32_t>(t->pclntab_ + funcoff)});
+    t->funcs_.push_back(
+        Func{text_start + entryoff, text_start + next_entryoff, static_cast<uint32_t>(t->pclntab_ + funcoff)});
   }
   if (!std::is_sorted(t->funcs_.begin(), t->funcs_.end(),
                       [](const Func& a, const Func& b) { return a.entry < b.entry; }))
@@ -189,8 +189,8 @@ std::unique_ptr<GoPclntab> GoPclntab::parse(Elf* elf, std::string* error) {
 }
 
 int64_t GoPclntab::lookup(uint64_t vaddr) const {
-  auto it = std::upper_bound(funcs_.begin(), funcs_.end(), vaddr,
-                             [](uint64_t a, const Func& f) { return a < f.entry; });
+  auto it =
+      std::upper_bound(funcs_.begin(), funcs_.end(), vaddr, [](uint64_t a, const Func& f) { return a < f.entry; });
   if (it == funcs_.begin()) return -1;
   --it;
   if (vaddr >= it->end) return -1;

@@ -167,9 +167,9 @@ Result<GoRuntimeLayout> read_go_layout_from_dwarf(const std::string& path) {
   ElfHandle f(path);
   if (!f.elf || !is_go_binary(f.elf)) return Error(path + " is no Go binary");
   MemberOffsets m = dwarf_members(f.elf, {{"runtime.g", {"stack", "m", "sched"}},
-                                         {"runtime.m", {"g0", "curg", "gsignal"}},
-                                         {"runtime.gobuf", {"sp", "pc", "bp"}},
-                                         {"runtime.stack", {"lo", "hi"}}});
+                                          {"runtime.m", {"g0", "curg", "gsignal"}},
+                                          {"runtime.gobuf", {"sp", "pc", "bp"}},
+                                          {"runtime.stack", {"lo", "hi"}}});
   auto get = [&](const char* type, const char* member, uint16_t* out) {
     auto t = m.find(type);
     if (t == m.end()) return false;

@@ -62,9 +62,8 @@ std::string run_capture(const std::string& cmd, int* rc) {
 
 json profile(pid_t pid, const std::string& args) {
   int rc = -1;
-  std::string out = run_capture(bin_path("tickprobe") + " profile -q --no-kernel --pid " + std::to_string(pid) +
-                                    " " + args + " --json",
-                                &rc);
+  std::string out = run_capture(
+      bin_path("tickprobe") + " profile -q --no-kernel --pid " + std::to_string(pid) + " " + args + " --json", &rc);
   EXPECT_EQ(rc, 0) << out.substr(0, 2000);
   return rc == 0 ? json::parse(out) : json::object({{"samples", json::array()}, {"top_functions", json::array()}});
 }
@@ -134,16 +133,14 @@ bool goroutine_root(const std::string& root) {
   return root == "runtime.goexit" || root == "runtime.main" || root.rfind("main.", 0) == 0;
 }
 bool system_root(const std::string& root) {
-  return root == "runtime.mstart" || root == "runtime.mcall" || root == "runtime.morestack" ||
-         root == "runtime.rt0_go";
+  return root == "runtime.mstart" || root == "runtime.mcall" || root == "runtime.morestack" || root == "runtime.rt0_go";
 }
 
 // Flat shares per function from `go tool pprof -top` of a runtime/pprof CPU profile.
 std::map<std::string, double> pprof_flat_shares(const std::string& path, double* total_samples) {
   int rc = -1;
-  std::string top = run_capture("HOME=/tmp GOCACHE=/tmp/go-cache go tool pprof -top -nodecount=40 -unit=ms " + path +
-                                    " 2>&1",
-                                &rc);
+  std::string top =
+      run_capture("HOME=/tmp GOCACHE=/tmp/go-cache go tool pprof -top -nodecount=40 -unit=ms " + path + " 2>&1", &rc);
   std::map<std::string, double> flat;
   EXPECT_EQ(rc, 0) << top;
   std::istringstream in(top);
@@ -237,8 +234,10 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
     samples += v;
     std::string root = stack[stack.size() - 1]["name"];
     roots[root] += v;
-    if (goroutine_root(root)) rooted += v;
-    else if (system_root(root)) system += v;
+    if (goroutine_root(root))
+      rooted += v;
+    else if (system_root(root))
+      system += v;
     for (const auto& f : stack)
       if (f["name"] == "runtime.systemstack_switch") {
         through_g0 += v;
@@ -247,10 +246,11 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
     self[stack[0]["name"].get<std::string>()] += v;
   }
   ASSERT_GT(samples, 1000) << prof.dump().substr(0, 2000);
-  std::printf("samples %.0f: rooted at a goroutine %.1f%%, at a system-stack root %.1f%%, other %.1f%%; "
-              "through systemstack_switch %.1f%%\n",
-              samples, 100 * rooted / samples, 100 * system / samples, 100 * (samples - rooted - system) / samples,
-              100 * through_g0 / samples);
+  std::printf(
+      "samples %.0f: rooted at a goroutine %.1f%%, at a system-stack root %.1f%%, other %.1f%%; "
+      "through systemstack_switch %.1f%%\n",
+      samples, 100 * rooted / samples, 100 * system / samples, 100 * (samples - rooted - system) / samples,
+      100 * through_g0 / samples);
   for (const auto& [root, n] : roots)
     if (n >= 0.005 * samples) std::printf("  root %-40s %5.1f%%\n", root.c_str(), 100 * n / samples);
   // Without the hop ~30% of these samples end at runtime.systemstack.

@@ -8,10 +8,10 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-#include <functional>
 #include <thread>
 
 #include "test_support.h"
@@ -36,8 +36,10 @@ GoServer start_server(std::vector<std::string> flags, std::vector<std::string> e
     std::istringstream out(s.proc->stdout_text());
     std::string word;
     int http = 0;
-    if (out >> word >> http && word == "ready") s.http_port = static_cast<uint16_t>(http);
-    else usleep(25000);
+    if (out >> word >> http && word == "ready")
+      s.http_port = static_cast<uint16_t>(http);
+    else
+      usleep(25000);
   }
   EXPECT_NE(s.http_port, 0) << "the Go fixture did not start: " << s.proc->stderr_text();
   return s;
@@ -92,8 +94,8 @@ TEST(GoRuntime, GoroutinesCreatedDestroyedAndLeakedByStack) {
   ASSERT_TRUE(wait_for_first_probe_hit(server.proc->pid(), [&] { get_json(server, "/spawn?n=1"); }))
       << coro.proc->stderr_text();
   json before = get_json(server, "/stats");
-  get_json(server, "/spawn?n=200");          // 200 goroutines that exit
-  get_json(server, "/spawn?n=50&leak=1");    // 50 that block forever in main.leakyWorker
+  get_json(server, "/spawn?n=200");        // 200 goroutines that exit
+  get_json(server, "/spawn?n=50&leak=1");  // 50 that block forever in main.leakyWorker
   usleep(300000);
   json after = get_json(server, "/stats");
   json r = coro.report();
@@ -142,10 +144,11 @@ TEST(GoRuntime, StopTheWorldPausesMatchReadGCStats) {
   double go_total_us = (after["pause_total_ns"].get<double>() - before["pause_total_ns"].get<double>()) / 1e3;
   double ours_us = stw["total_ns"].get<double>() / 1e3;
   int64_t count = stw["count"];
-  std::printf("GC cycles %lld (%lld STW pauses seen); pause total: tickprobe %.0f us, runtime %.0f us "
-              "(%.1f us per cycle apart)\n",
-              static_cast<long long>(cycles), static_cast<long long>(count), ours_us, go_total_us,
-              (go_total_us - ours_us) / std::max<int64_t>(cycles, 1));
+  std::printf(
+      "GC cycles %lld (%lld STW pauses seen); pause total: tickprobe %.0f us, runtime %.0f us "
+      "(%.1f us per cycle apart)\n",
+      static_cast<long long>(cycles), static_cast<long long>(count), ours_us, go_total_us,
+      (go_total_us - ours_us) / std::max<int64_t>(cycles, 1));
   ASSERT_EQ(cycles, 20);
   // Two pauses per cycle, plus the ReadMemStats pause(s) of the probe-hit wait.
   EXPECT_GE(count, 2 * cycles);
@@ -182,8 +185,7 @@ TEST(GoRuntime, SoakWithEveryGoProbe) {
   EXPECT_GT(prof["samples"].size(), 10u);
   std::printf("soak: %d requests, %lld goroutines created, %lld STW pauses, NumGC %lld\n", requests,
               static_cast<long long>(c.value("created", 0)),
-              static_cast<long long>(p["pauses"]["stw"].value("count", 0)),
-              static_cast<long long>(stats["num_gc"]));
+              static_cast<long long>(p["pauses"]["stw"].value("count", 0)), static_cast<long long>(stats["num_gc"]));
 }
 
 }  // namespace

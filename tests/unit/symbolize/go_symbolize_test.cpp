@@ -16,11 +16,11 @@
 
 #include <gtest/gtest.h>
 
+#include "runtime/function_sites.h"
 #include "symbolize/binary_image.h"
 #include "symbolize/go_pclntab.h"
 #include "symbolize/symbolizer.h"
 #include "test_support.h"
-#include "runtime/function_sites.h"
 #include "unwind/go_layout.h"
 
 namespace tickprobe {
