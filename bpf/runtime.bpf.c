@@ -182,13 +182,55 @@ static __always_inline void name_count(__u32 tgid, const char *name, bool create
 		__sync_fetch_and_add(&c->destroyed, 1);
 }
 
-SEC("usdt")
-int rt_coro_create(struct pt_regs *ctx)
+/* Function probes: the id from a register or the word at register + offset. */
+/* Offset of a register in pt_regs. Read through a helper: the verifier
+ * refuses a load from ctx at a variable offset, which is what a switch of
+ * direct ctx loads compiles to. */
+static __always_inline __u64 reg_of(struct pt_regs *ctx, __u32 reg)
 {
-	__u64 cookie = bpf_usdt_cookie(ctx);
+	unsigned long off;
+	__u64 v = 0;
+
+	switch (reg) {
+	case RT_REG_RAX: off = __builtin_offsetof(struct pt_regs, ax); break;
+	case RT_REG_RBX: off = __builtin_offsetof(struct pt_regs, bx); break;
+	case RT_REG_RCX: off = __builtin_offsetof(struct pt_regs, cx); break;
+	case RT_REG_RDX: off = __builtin_offsetof(struct pt_regs, dx); break;
+	case RT_REG_RSI: off = __builtin_offsetof(struct pt_regs, si); break;
+	case RT_REG_RDI: off = __builtin_offsetof(struct pt_regs, di); break;
+	case RT_REG_RBP: off = __builtin_offsetof(struct pt_regs, bp); break;
+	case RT_REG_RSP: off = __builtin_offsetof(struct pt_regs, sp); break;
+	case RT_REG_R8: off = __builtin_offsetof(struct pt_regs, r8); break;
+	case RT_REG_R9: off = __builtin_offsetof(struct pt_regs, r9); break;
+	case RT_REG_R10: off = __builtin_offsetof(struct pt_regs, r10); break;
+	case RT_REG_R11: off = __builtin_offsetof(struct pt_regs, r11); break;
+	case RT_REG_R12: off = __builtin_offsetof(struct pt_regs, r12); break;
+	case RT_REG_R13: off = __builtin_offsetof(struct pt_regs, r13); break;
+	case RT_REG_R14: off = __builtin_offsetof(struct pt_regs, r14); break;
+	default: off = __builtin_offsetof(struct pt_regs, r15); break;
+	}
+	bpf_probe_read_kernel(&v, sizeof(v), (void *)ctx + off);
+	return v;
+}
+
+static __always_inline __u64 fn_id(struct pt_regs *ctx, __u64 cookie)
+{
+	__u64 v = 0, base;
+	if (!RT_FN_HAS_ID(cookie))
+		return 0;
+	base = reg_of(ctx, RT_FN_REG(cookie));
+	if (!RT_FN_DEREF(cookie))
+		return base;
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)(base + (__s64)RT_FN_OFFSET(cookie))))
+		tp_count_error(TP_ERR_ARG_READ_FAULT);
+	return v;
+}
+
+static __always_inline int coro_create(struct pt_regs *ctx, __u64 id, const char *name_ptr)
+{
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32, name_arg = RT_COOKIE_NAME_ARG(cookie);
-	struct rt_coro_key key = {.tgid = tgid, .id = usdt_arg(ctx, RT_COOKIE_ID_ARG(cookie))};
+	__u32 tgid = pid_tgid >> 32;
+	struct rt_coro_key key = {.tgid = tgid, .id = id};
 	struct rt_coro_counts *cnt = coro_counts_of(tgid);
 	struct rt_zero *z = zeroed();
 	struct rt_coro *c;
@@ -205,11 +247,8 @@ int rt_coro_create(struct pt_regs *ctx)
 	c->flags = 0;
 	c->creator_tid = (__u32)pid_tgid;
 	__builtin_memset(c->name, 0, sizeof(c->name));
-	if (name_arg != RT_ARG_NONE) {
-		const char *p = (const char *)usdt_arg(ctx, name_arg);
-		if (p)
-			bpf_probe_read_user_str(c->name, sizeof(c->name), p);
-	}
+	if (name_ptr)
+		bpf_probe_read_user_str(c->name, sizeof(c->name), name_ptr);
 	/* The stack store uses the per-CPU unwind scratch, not z. */
 	c->user_stack = coro_stacks ? stack_here(ctx, tgid) : 0;
 	if (bpf_map_update_elem(&coros, &key, c, BPF_ANY)) {
@@ -222,11 +261,24 @@ int rt_coro_create(struct pt_regs *ctx)
 }
 
 SEC("usdt")
-int rt_coro_destroy(struct pt_regs *ctx)
+int rt_coro_create(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_usdt_cookie(ctx);
+	__u32 name_arg = RT_COOKIE_NAME_ARG(cookie);
+	const char *name = name_arg != RT_ARG_NONE ? (const char *)usdt_arg(ctx, name_arg) : NULL;
+	return coro_create(ctx, usdt_arg(ctx, RT_COOKIE_ID_ARG(cookie)), name);
+}
+
+SEC("uprobe")
+int rt_fn_coro_create(struct pt_regs *ctx)
+{
+	return coro_create(ctx, fn_id(ctx, bpf_get_attach_cookie(ctx)), NULL);
+}
+
+static __always_inline int coro_destroy(__u64 id)
+{
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct rt_coro_key key = {.tgid = tgid, .id = usdt_arg(ctx, RT_COOKIE_ID_ARG(cookie))};
+	struct rt_coro_key key = {.tgid = tgid, .id = id};
 	struct rt_coro_counts *cnt = coro_counts_of(tgid);
 	struct rt_coro *c = bpf_map_lookup_elem(&coros, &key);
 	__u64 now = bpf_ktime_get_ns();
@@ -246,6 +298,18 @@ int rt_coro_destroy(struct pt_regs *ctx)
 		__sync_fetch_and_add(&cnt->destroyed, 1);
 	bpf_map_delete_elem(&coros, &key);
 	return 0;
+}
+
+SEC("usdt")
+int rt_coro_destroy(struct pt_regs *ctx)
+{
+	return coro_destroy(usdt_arg(ctx, RT_COOKIE_ID_ARG(bpf_usdt_cookie(ctx))));
+}
+
+SEC("uprobe")
+int rt_fn_coro_destroy(struct pt_regs *ctx)
+{
+	return coro_destroy(fn_id(ctx, bpf_get_attach_cookie(ctx)));
 }
 
 /* Resume/suspend: optional (each hit costs a trap). A coroutine first seen
@@ -393,10 +457,12 @@ int rt_tick_end(struct pt_regs *ctx)
 
 /* ---------------------------------------------------------- pauses */
 
-SEC("usdt")
-int rt_pause_begin(struct pt_regs *ctx)
+/* USDT pauses start after the unwind (the runtime's own probe brackets its
+ * pause); function-probe pauses (Go's stopTheWorldWithSema) start at the
+ * probe, as the runtime's own clock does, which also runs through it. */
+static __always_inline int pause_begin(struct pt_regs *ctx, __u64 cookie, __u64 begin_arg, bool start_at_probe)
 {
-	__u64 cookie = bpf_usdt_cookie(ctx);
+	__u64 probe_ns = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid, tgid = pid_tgid >> 32;
 	__u32 kind = RT_COOKIE_KIND(cookie) & (RT_MAX_PAUSE_KINDS - 1);
@@ -407,17 +473,30 @@ int rt_pause_begin(struct pt_regs *ctx)
 	if (t->open_pauses & (1u << kind))
 		tp_count_error(TP_ERR_NESTING_LOST);
 	t->open_pauses |= 1u << kind;
-	t->pause_begin_arg[kind] = usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0));
+	t->pause_begin_arg[kind] = begin_arg;
 	t->pause_stack[kind] = pause_stacks ? stack_here(ctx, tgid) : 0;
-	t->pause_start_ns[kind] = bpf_ktime_get_ns(); /* after the unwind: not part of the pause */
+	t->pause_start_ns[kind] = start_at_probe ? probe_ns : bpf_ktime_get_ns(); /* after the unwind */
 	return 0;
 }
 
 SEC("usdt")
-int rt_pause_end(struct pt_regs *ctx)
+int rt_pause_begin(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_usdt_cookie(ctx);
+	return pause_begin(ctx, cookie, usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0)), false);
+}
+
+SEC("uprobe")
+int rt_fn_pause_begin(struct pt_regs *ctx)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return pause_begin(ctx, cookie, fn_id(ctx, cookie), true);
+}
+
+/* Function probes capture no end arguments. */
+static __always_inline int pause_end(struct pt_regs *ctx, __u64 cookie, bool usdt)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u64 cookie = bpf_usdt_cookie(ctx);
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	__u32 kind = RT_COOKIE_KIND(cookie) & (RT_MAX_PAUSE_KINDS - 1);
@@ -450,11 +529,23 @@ int rt_pause_end(struct pt_regs *ctx)
 	e->tick = t->frame_start_ns ? t->tick : 0;
 	e->user_stack = t->pause_stack[kind];
 	e->begin_arg = t->pause_begin_arg[kind];
-	e->end_args[0] = usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0));
-	e->end_args[1] = usdt_arg(ctx, RT_COOKIE_ARG(cookie, 1));
-	e->end_args[2] = usdt_arg(ctx, RT_COOKIE_ARG(cookie, 2));
+	e->end_args[0] = usdt ? usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0)) : 0;
+	e->end_args[1] = usdt ? usdt_arg(ctx, RT_COOKIE_ARG(cookie, 1)) : 0;
+	e->end_args[2] = usdt ? usdt_arg(ctx, RT_COOKIE_ARG(cookie, 2)) : 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
+}
+
+SEC("usdt")
+int rt_pause_end(struct pt_regs *ctx)
+{
+	return pause_end(ctx, bpf_usdt_cookie(ctx), true);
+}
+
+SEC("uprobe")
+int rt_fn_pause_end(struct pt_regs *ctx)
+{
+	return pause_end(ctx, bpf_get_attach_cookie(ctx), false);
 }
 
 /* ---------------------------------------------------------- off-CPU in frames */

@@ -122,7 +122,7 @@ void register_common(CLI::App* cmd, ProfileArgs& a) {
   cmd->add_option("--unwind-rows", a.rec.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
       ->default_val(1u << 20)
       ->check(Count(1, kUnwindRowsLimit));
-  cmd->add_flag("--line-info", a.rec.session.symbolizer.line_info, "add file:line and inlined frames (DWARF)");
+  cmd->add_flag("--line-info", a.rec.session.symbolizer.line_info, "add file:line and inlined frames (DWARF; .gopclntab for Go)");
 }
 
 }  // namespace

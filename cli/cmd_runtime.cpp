@@ -10,6 +10,7 @@
 #include "exporters/runtime_report.h"
 #include "exporters/sink.h"
 #include "runtime/hunts.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe::cli {
 namespace {
@@ -32,7 +33,8 @@ void add_common(CLI::App* cmd, CommonArgs& a, double default_duration, bool runt
   cmd->add_option("--top", a.top, "entries per list")->default_val(10);
   if (runtime)
     cmd->add_option("--runtime", a.runtime,
-                    "runtime description: 'tickgame' (built in) or a JSON file naming the USDT probes (docs/runtimes.md)")
+                    "runtime description: 'tickgame' or 'go' (built in; 'go' is the default for Go programs) or a JSON "
+                    "file naming the probes (docs/runtimes.md)")
         ->default_val("tickgame");
 }
 
@@ -64,7 +66,13 @@ Status finish(const CommonArgs& a, const GlobalOptions& g, const Result<Report>&
   return write_and_commit(**sink, a.json ? to_json(r.value()).dump(2) + "\n" : to_text(r.value(), 150));
 }
 
-Result<RuntimeDescription> runtime_of(const CommonArgs& a) { return runtime_description_from_arg(a.runtime); }
+// The default description is tickgame's, except for a Go program: Go's
+// built-in one (goroutines and stop-the-world pauses from runtime functions).
+Result<RuntimeDescription> runtime_of(const CommonArgs& a) {
+  if (a.runtime == "tickgame" && a.hunt.pid && is_go_executable("/proc/" + std::to_string(a.hunt.pid) + "/exe"))
+    return go_runtime();
+  return runtime_description_from_arg(a.runtime);
+}
 
 }  // namespace
 

@@ -128,6 +128,7 @@ json coro_report_json(const CoroReport& r) {
   j["comm"] = r.comm;
   j["runtime"] = r.runtime;
   j["duration_s"] = r.duration_s;
+  j["window"] = {{"start_ns", r.window_start_ns}, {"end_ns", r.window_end_ns}};
   j["live"] = r.live;
   j["created"] = r.counts.created;
   j["destroyed"] = r.counts.destroyed;
@@ -207,6 +208,7 @@ json pause_report_json(const PauseReport& r) {
   j["comm"] = r.comm;
   j["runtime"] = r.runtime;
   j["duration_s"] = r.duration_s;
+  j["window"] = {{"start_ns", r.window_start_ns}, {"end_ns", r.window_end_ns}};
   json pauses = json::object();
   for (const auto& [kind, p] : r.pauses) pauses[kind] = hist_json(p.hist);
   j["pauses"] = pauses;
@@ -321,6 +323,7 @@ json leak_report_json(const LeakReport& r) {
   j["pid"] = r.pid;
   j["comm"] = r.comm;
   j["duration_s"] = r.duration_s;
+  j["window"] = {{"start_ns", r.window_start_ns}, {"end_ns", r.window_end_ns}};
   j["interval_s"] = r.interval_s;
   j["intervals"] = r.intervals;
   j["mode"] = r.sample_bytes ? "sampled" : "exact";

@@ -33,6 +33,21 @@
 #define RT_COOKIE_NAME_ARG(c) ((__u32)(((c) >> 12) & 0xf))
 #define RT_COOKIE_ARG(c, i) ((__u32)(((c) >> (16 + 4 * (i))) & 0xf))
 
+/* Function probes (uprobes on a symbol's entry or on each of its RET
+ * instructions): the cookie holds the pause kind and where the id is:
+ *  bits 0-7  pause kind
+ *  bits 8-11 register (RT_REG_*), bit 12: read the u64 at register + offset,
+ *  bit 13    an id is given
+ *  bits 32-63 offset (s32) */
+enum rt_reg {
+	RT_REG_RAX = 0, RT_REG_RBX, RT_REG_RCX, RT_REG_RDX, RT_REG_RSI, RT_REG_RDI, RT_REG_RBP, RT_REG_RSP,
+	RT_REG_R8, RT_REG_R9, RT_REG_R10, RT_REG_R11, RT_REG_R12, RT_REG_R13, RT_REG_R14, RT_REG_R15,
+};
+#define RT_FN_REG(c) ((__u32)(((c) >> 8) & 0xf))
+#define RT_FN_DEREF(c) ((__u32)(((c) >> 12) & 1))
+#define RT_FN_HAS_ID(c) ((__u32)(((c) >> 13) & 1))
+#define RT_FN_OFFSET(c) ((__s32)((c) >> 32))
+
 /* Histograms, per (tgid, kind). */
 enum rt_hist_kind {
 	RT_HIST_TICK = 0,            /* tick begin -> tick end */

@@ -82,10 +82,51 @@ struct tp_mapping {
 	__u32 file_id;    /* collector's id of the binary (for debugging) */
 };
 
+/*
+ * Go: work on the system stack (runtime.systemstack, mcall, morestack,
+ * asmcgocall) runs on the M's g0 stack, whose frame chain ends at the
+ * switch. As Go's own traceback does, a walk that starts on g0 (the thread's
+ * current g, read from TLS, is m.g0) continues at the
+ * goroutine's saved context m.curg.sched (pc, sp, bp) when it reaches one
+ * of the switch functions, or when its frame chain leaves the g0 stack.
+ * After systemstack/asmcgocall (sched.pc = systemstack_switch) and
+ * morestack (sched.pc = the function that needed more stack, before its
+ * prologue), sched.sp points at the next return address (frameless).
+ * Offsets come from the binary's DWARF, else a table keyed by Go version
+ * (collector/unwind/go_layout.*); enabled = 0 when neither knows them.
+ */
+#define TP_GO_MAX_SWITCH 4
+
+struct tp_go_switch_fn {
+	__u64 start;     /* runtime address range [start, end) */
+	__u64 end;
+	__u32 frameless; /* 1: after the hop, the return address is at sched.sp */
+	__u32 pad;
+};
+
+struct tp_go_info {
+	__u32 enabled;
+	__s32 tls_g;       /* offset of the current g from the thread pointer (fsbase) */
+	__u16 g_stack_lo;  /* runtime.g: stack.lo, stack.hi, m, sched */
+	__u16 g_stack_hi;
+	__u16 g_m;
+	__u16 g_sched;
+	__u16 m_g0;        /* runtime.m: g0, curg, gsignal */
+	__u16 m_curg;
+	__u16 m_gsignal;   /* read by no walk yet: a signal's context is in its frame */
+	__u16 gobuf_sp;    /* runtime.gobuf: sp, pc, bp */
+	__u16 gobuf_pc;
+	__u16 gobuf_bp;
+	__u16 nswitch;     /* entries of sw in use */
+	__u16 pad;
+	struct tp_go_switch_fn sw[TP_GO_MAX_SWITCH];
+};
+
 struct tp_proc_maps {
 	__u32 count;      /* mappings in use, sorted by start */
 	__u32 generation; /* bumped by user space on every rewrite */
 	struct tp_mapping maps[TP_MAX_PROC_MAPPINGS];
+	struct tp_go_info go; /* the process's Go runtime, if it has one */
 };
 
 #define TP_STACK_TRUNCATED (1u << 0)  /* hit TP_MAX_FRAMES */

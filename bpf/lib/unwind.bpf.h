@@ -57,6 +57,12 @@ struct tp_unwind_scratch {
 	__u32 pad;
 	__u64 uret_tramp; /* the task's uretprobe trampoline address, 0 = none */
 	__u64 uret_next;  /* struct return_instance * of the next trampoline slot */
+	/* Go: a walk that started on g0/gsignal (see struct tp_go_info) */
+	__u64 go_lo, go_hi; /* that stack's bounds */
+	__u64 go_sched;     /* address of m.curg.sched */
+	__u32 go_armed;     /* 1 until the walk hopped to the goroutine */
+	__u32 go_frameless; /* the next frame's return address is at sp */
+	struct tp_go_info go; /* the process's, copied when armed */
 	struct tp_stack user;
 	struct tp_stack kern;
 };
@@ -150,6 +156,68 @@ static __always_inline __u64 tp_uretprobe_original(struct tp_unwind_scratch *s)
 	return ra;
 }
 
+/* Go: continues the walk at the goroutine's saved context (m.curg.sched). */
+static __always_inline long tp_go_hop(struct tp_unwind_scratch *s, __u32 frameless)
+{
+	struct tp_go_info *go = &s->go;
+	__u64 pc = 0, sp = 0, bp = 0;
+
+	s->go_armed = 0;
+	if (bpf_probe_read_user(&pc, sizeof(pc), (void *)(s->go_sched + go->gobuf_pc)) ||
+	    bpf_probe_read_user(&sp, sizeof(sp), (void *)(s->go_sched + go->gobuf_sp)) ||
+	    bpf_probe_read_user(&bp, sizeof(bp), (void *)(s->go_sched + go->gobuf_bp)) || !pc || !sp) {
+		tp_count_error(TP_ERR_GO_HOP_FAILED);
+		return 1;
+	}
+	s->ip = pc;
+	s->sp = sp;
+	s->bp = bp;
+	s->go_frameless = frameless;
+	tp_count_error(TP_CTR_GO_HOPS);
+	return 0;
+}
+
+/* Go: arms the hop when the current g (from TLS) is its M's g0 and the M
+ * runs a goroutine (m.curg). Any unreadable word: no hop. */
+static __always_inline void tp_go_arm(struct tp_unwind_scratch *s)
+{
+	struct tp_proc_maps *pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
+	struct task_struct *task;
+	__u64 fsbase, g = 0, m = 0, g0 = 0, curg = 0, lo = 0, hi = 0;
+	struct tp_go_info *go;
+
+	s->go_armed = 0;
+	s->go_frameless = 0;
+	if (!pm || !pm->go.enabled)
+		return;
+	go = &pm->go;
+	task = bpf_get_current_task_btf();
+	fsbase = BPF_CORE_READ(task, thread.fsbase);
+	if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + go->tls_g)) || !g)
+		return;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + go->g_m)) || !m)
+		return;
+	if (bpf_probe_read_user(&g0, sizeof(g0), (void *)(m + go->m_g0)))
+		return;
+	/* Only g0: on gsignal the interrupted context is in the signal frame,
+	 * not in sched (which may be stale), so a signal handler's stack ends
+	 * at the signal trampoline. */
+	if (g != g0)
+		return;
+	if (bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + go->m_curg)) || !curg || curg == g)
+		return;
+	if (bpf_probe_read_user(&lo, sizeof(lo), (void *)(g + go->g_stack_lo)) ||
+	    bpf_probe_read_user(&hi, sizeof(hi), (void *)(g + go->g_stack_hi)))
+		return;
+	s->go_lo = lo;
+	s->go_hi = hi;
+	s->go_sched = curg + go->g_sched;
+	/* The walk reads only the scratch: no proc_maps pointer stays live
+	 * across the Go checks. */
+	__builtin_memcpy(&s->go, go, sizeof(s->go));
+	s->go_armed = 1;
+}
+
 static long tp_unwind_step(__u32 index, void *unused)
 {
 	struct tp_unwind_scratch *s = tp_scratch();
@@ -172,6 +240,33 @@ static long tp_unwind_step(__u32 index, void *unused)
 	}
 	s->user.ips[n & (TP_MAX_FRAMES - 1)] = ip;
 	s->user.len = n + 1;
+
+	if (s->go_frameless) {
+		/* Go, right after a hop: this frame has no frame of its own yet
+		 * (systemstack_switch, or a function stopped before its prologue
+		 * by morestack); its return address is at sp. */
+		s->go_frameless = 0;
+		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)s->sp)) {
+			s->user.flags |= TP_STACK_READ_FAULT;
+			return 1;
+		}
+		s->sp += 8;
+		s->ip = ra;
+		return 0;
+	}
+
+	if (s->go_armed) {
+		/* Go on the system stack: a switch function is where g0's frame
+		 * chain ends; the goroutine's frames go on from its sched. */
+		__u64 at = ip - (n ? 1 : 0);
+		__s32 hop = -1; /* the switch function's frameless flag */
+		for (int i = 0; i < TP_GO_MAX_SWITCH; i++) {
+			if (i < s->go.nswitch && at >= s->go.sw[i].start && at < s->go.sw[i].end)
+				hop = s->go.sw[i].frameless;
+		}
+		if (hop >= 0)
+			return tp_go_hop(s, hop);
+	}
 
 	pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
 	if (pm)
@@ -227,6 +322,8 @@ static long tp_unwind_step(__u32 index, void *unused)
 	}
 
 	/* Frame-pointer step: [bp] is the caller's bp, [bp+8] the return address. */
+	if (s->go_armed && (s->bp < s->go_lo || s->bp >= s->go_hi))
+		return tp_go_hop(s, 0); /* the chain left g0's stack */
 	if (s->bp == 0 || s->bp < s->sp)
 		return 1;
 	if (bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)s->bp) ||
@@ -296,6 +393,7 @@ static __always_inline __u64 tp_user_stack(__u32 tgid, __u64 ip, __u64 sp, __u64
 	s->user.len = 0;
 	s->user.flags = 0;
 	tp_uretprobe_init(s);
+	tp_go_arm(s);
 	bpf_loop(TP_MAX_FRAMES + 1, tp_unwind_step, NULL, 0);
 	if (s->user.flags & TP_STACK_TRUNCATED)
 		tp_count_error(TP_ERR_UNWIND_TRUNCATED);

@@ -52,6 +52,8 @@ struct CoroReport {
   std::string comm;
   std::string runtime;
   double duration_s = 0;
+  // The watch, CLOCK_MONOTONIC: events count iff they happened inside it.
+  uint64_t window_start_ns = 0, window_end_ns = 0;
   CoroCounts counts;
   int64_t live = 0;
   double create_rate = 0, destroy_rate = 0;  // per second over the run
@@ -79,6 +81,8 @@ struct PauseReport {
   std::string comm;
   std::string runtime;
   double duration_s = 0;
+  // The watch, CLOCK_MONOTONIC: events count iff they happened inside it.
+  uint64_t window_start_ns = 0, window_end_ns = 0;
   std::map<std::string, LatencySummary> pauses;  // kind -> summary
   std::optional<LatencySummary> tick, frame;
   uint64_t budget_ns = 0;
@@ -118,6 +122,8 @@ struct LeakReport {
   uint32_t pid = 0;
   std::string comm;
   double duration_s = 0, interval_s = 0;
+  // The watch, CLOCK_MONOTONIC: events count iff they happened inside it.
+  uint64_t window_start_ns = 0, window_end_ns = 0;
   uint64_t sample_bytes = 0;
   size_t intervals = 0;
   std::vector<std::string> attached;

@@ -12,6 +12,7 @@
 #include "targets/socket_peers.h"
 #include "targets/target_spec.h"
 #include "core/session.h"
+#include "runtime/function_sites.h"
 #include "bpf/include/runtime.h"
 #include "runtime.skel.h"
 
@@ -27,6 +28,20 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
         sk->rodata->pause_stacks = opts.pause_stacks;
         bpf_map__set_max_entries(sk->maps.coros, opts.max_coroutines);
         bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks);
+        // Load only the program kinds the description uses: each program
+        // that unwinds costs verifier time at startup.
+        const auto& d = opts.description;
+        bool fn = false, usdt = false;
+        for (const UsdtProbeRef* r : {&d.coro_create, &d.coro_destroy, &d.coro_resume, &d.coro_suspend})
+          (r->is_function() ? fn : usdt) |= r->present();
+        for (const auto& pd : d.pauses)
+          for (const UsdtProbeRef* r : {&pd.begin, &pd.end}) (r->is_function() ? fn : usdt) |= r->present();
+        for (bpf_program* prog : {sk->progs.rt_fn_coro_create, sk->progs.rt_fn_coro_destroy,
+                                  sk->progs.rt_fn_pause_begin, sk->progs.rt_fn_pause_end})
+          bpf_program__set_autoload(prog, fn);
+        for (bpf_program* prog : {sk->progs.rt_coro_create, sk->progs.rt_coro_destroy, sk->progs.rt_coro_resume,
+                                  sk->progs.rt_coro_suspend, sk->progs.rt_pause_begin, sk->progs.rt_pause_end})
+          bpf_program__set_autoload(prog, usdt);
         return {};
       },
       /*attach=*/false);
@@ -85,8 +100,57 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   const auto& d = opts_.description;
   std::vector<BpfLink> links;
   std::string first_error;
+  // A function probe: a uprobe on its entry, or on each of its RETs (never
+  // a uretprobe: Go programs crash under them).
+  auto function = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind) {
+    auto sites = find_function_sites(binary, ref.symbol, ref.at_call);
+    if (!sites) {
+      rep.missing.push_back(ref.describe());
+      TP_LOG_DEBUG("%s in %s: %s", ref.describe().c_str(), binary.c_str(), sites.error().message.c_str());
+      return;
+    }
+    std::vector<uint64_t> offsets = ref.at_return          ? sites->ret_offsets
+                                    : !ref.at_call.empty() ? sites->call_offsets
+                                                           : std::vector<uint64_t>{sites->entry_offset};
+    if (offsets.empty()) {
+      rep.missing.push_back(ref.describe());
+      if (first_error.empty())
+        first_error = "function " + ref.symbol + " in " + binary + " has no " +
+                      (ref.at_return ? std::string("RET instruction") : "direct call of " + ref.at_call);
+      return;
+    }
+    std::vector<BpfLink> these;
+    for (uint64_t off : offsets) {
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = runtime_cookie(ref, kind));
+      bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, binary.c_str(), off, &uo);
+      if (!l) {
+        int err = errno;
+        rep.missing.push_back(ref.describe());
+        if (first_error.empty())
+          first_error = "cannot attach uprobe to " + ref.describe() + " in " + binary + ": " + std::strerror(err);
+        return;  // all sites or none: a partial exit set would leave pauses open
+      }
+      these.emplace_back(l);
+    }
+    for (auto& l : these) links.push_back(std::move(l));
+    rep.attached.push_back(ref.describe() + (offsets.size() > 1 ? " (" + std::to_string(offsets.size()) + " sites)" : ""));
+  };
   auto one = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind) {
     if (!ref.present()) return;
+    bpf_program* fn_prog = prog == skel_->progs.rt_coro_create    ? skel_->progs.rt_fn_coro_create
+                           : prog == skel_->progs.rt_coro_destroy ? skel_->progs.rt_fn_coro_destroy
+                           : prog == skel_->progs.rt_pause_begin  ? skel_->progs.rt_fn_pause_begin
+                           : prog == skel_->progs.rt_pause_end    ? skel_->progs.rt_fn_pause_end
+                                                                  : nullptr;
+    if (ref.is_function()) {
+      if (!fn_prog) {
+        rep.missing.push_back(ref.describe());
+        if (first_error.empty()) first_error = ref.describe() + ": function probes are not supported for this event";
+        return;
+      }
+      function(fn_prog, ref, kind);
+      return;
+    }
     LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = runtime_cookie(ref, kind));
     bpf_link* l = bpf_program__attach_usdt(prog, pid, binary.c_str(), ref.provider.c_str(), ref.name.c_str(), &uo);
     if (!l) {
@@ -120,7 +184,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   }
   if (links.empty()) {
     if (!first_error.empty()) return Error(first_error, "run `tickprobe doctor`; is the path right?");
-    return Error("no USDT probe of runtime \"" + d.name + "\" found in " + binary,
+    return Error("no probe of runtime \"" + d.name + "\" found in " + binary,
                  "list its probes with `readelf -n " + binary + "`; describe them with --runtime FILE.json");
   }
   auto& slot = links_[pid];

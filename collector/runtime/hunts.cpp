@@ -29,8 +29,12 @@ Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
 
 // The shared watch loop (core/watch.h) for one process: ends at the
 // duration, on stop, or when the process exits.
-// Returns the seconds it watched (the report's duration).
-double watch(const HuntCommon& c, Session& session, const std::function<void(int)>& poll,
+// The seconds it watched (the report's duration) and the window itself.
+struct Watched {
+  double elapsed_s = 0;
+  uint64_t start_ns = 0, end_ns = 0;
+};
+Watched watch(const HuntCommon& c, Session& session, const std::function<void(int)>& poll,
              const std::function<std::string(double)>& tick) {
   WatchLoop loop;
   loop.duration_s = c.duration_s;
@@ -48,7 +52,11 @@ double watch(const HuntCommon& c, Session& session, const std::function<void(int
     session.stacks().prune_if_needed();
     if (c.on_progress) c.on_progress({elapsed, c.duration_s, line});
   };
-  return run_watch_loop(loop);
+  Watched w;
+  w.start_ns = monotonic_ns();
+  w.elapsed_s = run_watch_loop(loop);
+  w.end_ns = monotonic_ns();
+  return w;
 }
 
 LatencySummary summarize(const LatencyHistogram& h) {
@@ -145,7 +153,7 @@ Result<CoroReport> run_coro_hunt(const CoroHuntOptions& o) {
   double last_t = 0;
   uint64_t last_created = 0;
   double elapsed = 0;
-  elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+  Watched watched = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
           auto snap = probe.value()->snapshot();
@@ -159,7 +167,10 @@ Result<CoroReport> run_coro_hunt(const CoroHuntOptions& o) {
           last_created = c.created;
           return std::string(buf);
         });
+  elapsed = watched.elapsed_s;
   CoroReport r = build_coro_report(**probe, s, o.common.pid, std::max(elapsed, 1e-9), o.min_age_s, o.top);
+  r.window_start_ns = watched.start_ns;
+  r.window_end_ns = watched.end_ns;
   for (const auto& m : rep->missing) r.notes.push_back("probe not found: " + m);
   return r;
 }
@@ -193,7 +204,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
   auto rep = p.attach_process(o.common.pid);
   if (!rep) return rep.error();
   double elapsed = 0;
-  elapsed = watch(o.common, s, [&](int ms) { p.poll(ms); },
+  Watched watched = watch(o.common, s, [&](int ms) { p.poll(ms); },
         [&](double t) {
           elapsed = t;
           const auto& procs = hitches.processes();
@@ -205,6 +216,7 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
                         static_cast<unsigned long long>(p.counters()[TP_CTR_PAUSE_EVENTS]));
           return std::string(buf);
         });
+  elapsed = watched.elapsed_s;
   while (p.poll(0) > 0) {
   }
   hitches.flush();
@@ -214,6 +226,8 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
   r.comm = s.process_name(o.common.pid);
   r.runtime = o.runtime.name;
   r.duration_s = elapsed;
+  r.window_start_ns = watched.start_ns;
+  r.window_end_ns = watched.end_ns;
   RuntimeSnapshot snap = p.snapshot();
   for (const auto& [key, h] : snap.histograms) {
     if (key.first != o.common.pid) continue;
@@ -307,7 +321,7 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   double elapsed = 0;
   bool warned = false;
   tracker.sample(0);
-  elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+  Watched watched = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
         [&](double t) {
           elapsed = t;
           double total = tracker.sample(t);
@@ -325,9 +339,12 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
                         static_cast<unsigned long long>(c[TP_ERR_TRACK_FULL] + c[TP_ERR_COUNTS_FULL]));
           return std::string(buf);
         });
+  elapsed = watched.elapsed_s;
   if (elapsed > tracker.last_sample_s() + 0.2) tracker.sample(elapsed);
 
   LeakReport r = tracker.report(elapsed, o.top);
+  r.window_start_ns = watched.start_ns;
+  r.window_end_ns = watched.end_ns;
   r.interval_s = o.common.interval_s;
   r.attached = rep->attached;
   r.attached_objects = objects;

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -38,12 +40,128 @@ RuntimeDescription tickgame_runtime() {
   return d;
 }
 
+RuntimeDescription go_runtime() {
+  RuntimeDescription d;
+  d.name = "go";
+  auto fn = [](const char* symbol, bool at_return, const char* id = nullptr) {
+    UsdtProbeRef r;
+    r.symbol = symbol;
+    r.at_return = at_return;
+    if (id) r.id = parse_arg_expr(id).take();
+    return r;
+  };
+  // goid is g+152 in Go 1.19 (runtime.g in DWARF); newproc1 assigns it
+  // late, so the RETs see it; goexit0(gp) has gp in RAX at its entry.
+  d.coro_create = fn("runtime.newproc1", true, "*(rax+152)");
+  d.coro_destroy = fn("runtime.goexit0", false, "*(rax+152)");
+  // The pause ends where Go's own accounting (PauseNs) ends it: at the
+  // nanotime() call in startTheWorldWithSema after the Ps are restarted,
+  // not at its RETs (those add wakep(), up to milliseconds).
+  UsdtProbeRef end = fn("runtime.startTheWorldWithSema", false);
+  end.at_call = "runtime.nanotime1";
+  d.pauses.push_back({"stw", fn("runtime.stopTheWorldWithSema", false), end});
+  return d;
+}
+
+namespace {
+
+constexpr const char* kRegisterNames[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+                                          "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
+
+int register_index(const std::string& name) {
+  for (int i = 0; i < 16; i++)
+    if (name == kRegisterNames[i]) return i;
+  return -1;
+}
+
+// Unknown keys are an error: a typo must not silently disable a probe.
+Status check_keys(const nlohmann::json& j, std::initializer_list<const char*> allowed, const std::string& where) {
+  if (!j.is_object()) return {};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    bool known = false;
+    for (const char* a : allowed) known = known || it.key() == a;
+    if (!known) {
+      std::string list;
+      for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+      return Error(where + ": unknown key \"" + it.key() + "\" (known: " + list + ")");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string ArgExpr::describe() const {
+  if (reg < 0) return "";
+  std::string r = kRegisterNames[reg & 15];
+  if (!deref) return r;
+  if (offset == 0) return "*(" + r + ")";
+  return "*(" + r + (offset > 0 ? "+" : "-") + std::to_string(offset > 0 ? offset : -int64_t{offset}) + ")";
+}
+
+Result<ArgExpr> parse_arg_expr(const std::string& text) {
+  std::string t;
+  for (char c : text)
+    if (c != ' ') t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  ArgExpr e;
+  auto bad = [&] {
+    return Error("bad argument expression \"" + text + "\"",
+                 "use a register (rax, rbx, ..., r15) or the word at register+offset: *(rax+152)");
+  };
+  if (t.size() > 3 && t[0] == '*' && t[1] == '(' && t.back() == ')') {
+    std::string inner = t.substr(2, t.size() - 3);
+    size_t sign = inner.find_first_of("+-");
+    std::string reg = inner.substr(0, sign);
+    e.reg = register_index(reg);
+    if (e.reg < 0) return bad();
+    e.deref = true;
+    if (sign != std::string::npos) {
+      std::string num = inner.substr(sign + 1);
+      if (num.empty()) return bad();
+      char* end = nullptr;
+      long long v = std::strtoll(num.c_str(), &end, 0);
+      if (*end != '\0' || v >= (1 << 19)) return bad();
+      e.offset = static_cast<int32_t>(inner[sign] == '-' ? -v : v);
+    }
+    return e;
+  }
+  e.reg = register_index(t);
+  if (e.reg < 0) return bad();
+  return e;
+}
+
 namespace {
 
 Result<UsdtProbeRef> parse_probe(const nlohmann::json& j, const std::string& provider, const std::string& where,
                                  size_t max_args) {
   UsdtProbeRef r;
   if (!j.is_object()) return Error(where + ": expected an object like {\"probe\": \"name\"}");
+  if (auto st = check_keys(j, {"probe", "provider", "id_arg", "name_arg", "args", "symbol", "at", "id"}, where); !st)
+    return st.error();
+  if (j.contains("symbol")) {
+    if (!j["symbol"].is_string() || j["symbol"].get<std::string>().empty())
+      return Error(where + ": \"symbol\" must be a function name");
+    for (const char* usdt_only : {"probe", "provider", "id_arg", "name_arg", "args"})
+      if (j.contains(usdt_only))
+        return Error(where + ": \"" + usdt_only + "\" is for USDT probes; a function probe takes \"at\" and \"id\"");
+    r.symbol = j["symbol"].get<std::string>();
+    std::string at = j.value("at", "entry");
+    if (at.rfind("call:", 0) == 0 && at.size() > 5) {
+      r.at_call = at.substr(5);
+    } else if (at != "entry" && at != "ret") {
+      return Error(where + ": \"at\" must be \"entry\", \"ret\" or \"call:FUNCTION\"");
+    }
+    r.at_return = at == "ret";
+    if (j.contains("id")) {
+      if (!j["id"].is_string()) return Error(where + ": \"id\" must be an argument expression like \"*(rax+152)\"");
+      auto e = parse_arg_expr(j["id"].get<std::string>());
+      if (!e) return Error(where + ": " + e.error().message, e.error().hint);
+      r.id = e.take();
+    }
+    return r;
+  }
+  if (j.contains("at") || j.contains("id"))
+    return Error(where + ": \"at\" and \"id\" are for function probes (\"symbol\")");
   if (!j.contains("probe") || !j["probe"].is_string()) return Error(where + ": missing \"probe\" (the USDT probe name)");
   r.name = j["probe"].get<std::string>();
   r.provider = j.value("provider", provider);
@@ -76,6 +194,17 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
     return Error(std::string("runtime description is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) return Error("runtime description must be a JSON object");
+  if (auto st = check_keys(j, {"name", "binary", "provider", "coroutines", "tick", "pauses"}, "runtime description");
+      !st)
+    return st.error();
+  if (j.contains("coroutines"))
+    if (auto st = check_keys(j["coroutines"], {"create", "destroy", "resume", "suspend"}, "coroutines"); !st)
+      return st.error();
+  if (j.contains("tick"))
+    if (auto st = check_keys(j["tick"], {"begin", "end"}, "tick"); !st) return st.error();
+  if (j.contains("pauses") && j["pauses"].is_array())
+    for (const auto& pj : j["pauses"])
+      if (auto st = check_keys(pj, {"kind", "begin", "end"}, "pauses"); !st) return st.error();
   RuntimeDescription d;
   d.name = j.value("name", "custom");
   d.binary = j.value("binary", "");
@@ -95,8 +224,11 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
       if (auto st = opt(c, key, *ref, "coroutines", 0); !st) return st.error();
     if (d.coro_create.present() != d.coro_destroy.present())
       return Error("coroutines: \"create\" and \"destroy\" must be given together");
-    for (auto* r : {&d.coro_create, &d.coro_destroy, &d.coro_resume, &d.coro_suspend})
-      if (r->present() && r->id_arg < 0) return Error("coroutines." + r->name + ": missing \"id_arg\"");
+    for (auto* r : {&d.coro_create, &d.coro_destroy, &d.coro_resume, &d.coro_suspend}) {
+      if (r->present() && !r->is_function() && r->id_arg < 0)
+        return Error("coroutines." + r->name + ": missing \"id_arg\"");
+      if (r->is_function() && !r->id.present()) return Error("coroutines." + r->symbol + ": missing \"id\"");
+    }
   }
   if (j.contains("tick")) {
     if (auto st = opt(j["tick"], "begin", d.tick_begin, "tick", 0); !st) return st.error();
@@ -161,10 +293,21 @@ Result<RuntimeDescription> load_runtime_description(const std::string& path) {
 
 Result<RuntimeDescription> runtime_description_from_arg(const std::string& arg) {
   if (arg.empty() || arg == "tickgame") return tickgame_runtime();
+  if (arg == "go") return go_runtime();
   return load_runtime_description(arg);
 }
 
 uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind) {
+  if (p.is_function()) {
+    uint64_t c = pause_kind & 0xff;
+    if (p.id.present()) {
+      c |= (static_cast<uint64_t>(p.id.reg) & 0xf) << 8;
+      c |= static_cast<uint64_t>(p.id.deref ? 1 : 0) << 12;
+      c |= uint64_t{1} << 13;
+      c |= static_cast<uint64_t>(static_cast<uint32_t>(p.id.offset)) << 32;
+    }
+    return c;
+  }
   auto nib = [](int v) -> uint64_t { return v < 0 ? RT_ARG_NONE : static_cast<uint64_t>(v) & 0xf; };
   uint64_t c = pause_kind & 0xff;
   c |= nib(p.id_arg) << 8;

@@ -13,6 +13,12 @@
 // Every section is optional. Argument indexes are 0-based USDT argument
 // positions; "args" names up to 3 end arguments (up to 1 begin argument)
 // recorded with each pause.
+//
+// Instead of {"probe": ...}, an event may name a function:
+//   {"symbol": "runtime.newproc1", "at": "ret", "id": "*(rax+152)"}
+// ("at": "entry" (default), "ret", or "call:FUNC" = before every direct
+// call of FUNC inside the function; "id": an argument expression, see
+// ArgExpr). Unknown keys anywhere are an error.
 #pragma once
 
 #include <cstdint>
@@ -24,14 +30,40 @@
 
 namespace tickprobe {
 
+// An argument of a function probe: a register, or the 64-bit word at
+// register + offset ("rax", "*(rax+152)", "*(r14+152)" = the current
+// goroutine's id in Go 1.19 ABIInternal code).
+struct ArgExpr {
+  int reg = -1;  // RT_REG_* (bpf/include/runtime.h), -1: none
+  bool deref = false;
+  int32_t offset = 0;
+  bool present() const { return reg >= 0; }
+  std::string describe() const;
+};
+// "rax" | "*(REG)" | "*(REG+N)" | "*(REG-N)"; N decimal or 0x-hex, |N| < 2^19.
+Result<ArgExpr> parse_arg_expr(const std::string& text);
+
+// Where an event fires: a USDT probe (provider:name, arguments by position),
+// or a plain function symbol (at its entry, or at each of its RET
+// instructions: never a uretprobe, which crashes Go programs), whose id
+// comes from an argument expression.
 struct UsdtProbeRef {
   std::string provider;
   std::string name;
   int id_arg = -1;    // coroutine id, or tick number
   int name_arg = -1;  // coroutine name (const char*)
   std::vector<std::string> args;  // captured arguments, by position (pauses)
-  bool present() const { return !name.empty(); }
-  std::string describe() const { return provider + ":" + name; }
+  // Function probes (name empty):
+  std::string symbol;  // e.g. "runtime.newproc1"
+  bool at_return = false;  // at every RET instead of the entry
+  std::string at_call;     // or: at every direct call of this function inside `symbol`
+  ArgExpr id;          // coroutine id (function probes)
+  bool is_function() const { return !symbol.empty(); }
+  bool present() const { return !name.empty() || !symbol.empty(); }
+  std::string describe() const {
+    if (!is_function()) return provider + ":" + name;
+    return symbol + (at_return ? "@ret" : !at_call.empty() ? "@call:" + at_call : "@entry");
+  }
 };
 
 struct PauseDescription {
@@ -52,12 +84,19 @@ struct RuntimeDescription {
 
 // tickgame's probes (docs/usdt.md).
 RuntimeDescription tickgame_runtime();
+// Go (1.19 layout: goid at g+152): goroutines from runtime.newproc1's RETs
+// (the new g in RAX) and runtime.goexit0's entry (the dying g in RAX);
+// stop-the-world pauses ("stw") from stopTheWorldWithSema's entry to the
+// nanotime call in startTheWorldWithSema that Go's PauseNs ends at (two per
+// GC cycle, one per ReadMemStats).
+RuntimeDescription go_runtime();
 Result<RuntimeDescription> parse_runtime_description(const std::string& json_text);
 Result<RuntimeDescription> load_runtime_description(const std::string& path);
-// "tickgame" (built in) or a path to a JSON file.
+// "tickgame" or "go" (built in) or a path to a JSON file.
 Result<RuntimeDescription> runtime_description_from_arg(const std::string& arg);
 
-// The attach cookie for a probe (bpf/include/runtime.h RT_COOKIE_*).
+// The attach cookie for a probe (bpf/include/runtime.h RT_COOKIE_*, and
+// RT_FN_* for function probes).
 uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind = 0);
 
 }  // namespace tickprobe

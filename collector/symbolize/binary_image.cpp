@@ -129,6 +129,13 @@ std::string die_function_name(Dwarf_Die* die) {
 
 }  // namespace
 
+std::string go_display_name(std::string name) {
+  static constexpr std::string_view kAbi0 = ".abi0";
+  if (name.size() > kAbi0.size() && name.compare(name.size() - kAbi0.size(), kAbi0.size(), kAbi0) == 0)
+    name.resize(name.size() - kAbi0.size());
+  return name;
+}
+
 BinaryImage::~BinaryImage() {
   if (dwarf_) dwarf_end(dwarf_);
   if (dwarf_elf_) elf_end(dwarf_elf_);
@@ -156,6 +163,10 @@ std::shared_ptr<BinaryImage> BinaryImage::open_file(const std::string& path, con
   image->load_info_ = read_elf_load_info(elf).value_or(ElfLoadInfo{});
   SectionFacts facts = section_facts(elf);
   image->add_symbols(elf);
+  if (is_go_binary(elf)) {
+    image->is_go_ = true;
+    image->go_ = GoPclntab::parse(elf, &image->go_error_);
+  }
   if (facts.has_debug_info) image->dwarf_path_ = path;
   if (!facts.has_symtab || !facts.has_debug_info) {
     std::string debug = find_debug_file(elf, path, image->build_id_, search);
@@ -175,6 +186,7 @@ std::shared_ptr<BinaryImage> BinaryImage::open_file(const std::string& path, con
   }
   elf_end(elf);
   ::close(fd);
+  if (image->go_ && !image->has_symtab_) image->add_go_symbols();
   image->finish_symbols();
   return image;
 }
@@ -224,6 +236,19 @@ void BinaryImage::add_symbols(Elf* elf) {
   }
 }
 
+void BinaryImage::add_go_symbols() {
+  for (size_t i = 0; i < go_->function_count(); ++i) {
+    std::string_view name = go_->name(static_cast<int64_t>(i));
+    if (name.empty()) continue;
+    uint64_t entry = go_->entry(static_cast<int64_t>(i));
+    Symbol s{entry, go_->end(static_cast<int64_t>(i)) - entry, static_cast<uint32_t>(names_.size()),
+             static_cast<uint32_t>(std::min<size_t>(name.size(), 0xffffff))};
+    names_.append(name);
+    names_.push_back('\0');
+    all_names_.push_back(s);
+  }
+}
+
 void BinaryImage::finish_symbols() {
   symbols_ = all_names_;
   std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
@@ -253,7 +278,10 @@ int64_t BinaryImage::lookup(uint64_t vaddr) const {
 
 const std::string& BinaryImage::name(int64_t index, bool demangled) {
   std::string& cached = demangled_[index];
-  if (cached.empty()) cached = demangled ? demangle(raw_name(index)) : std::string(raw_name(index));
+  if (cached.empty()) {
+    cached = demangled ? demangle(raw_name(index)) : std::string(raw_name(index));
+    if (is_go_) cached = go_display_name(cached);
+  }
   return cached;
 }
 
@@ -264,6 +292,7 @@ std::optional<uint64_t> BinaryImage::find(const std::string& wanted) {
   for (const Symbol& s : all_names_) {
     const char* raw = names_.data() + s.name_off;
     if (raw[0] == '_' && raw[1] == 'Z' && demangle(raw) == wanted) return s.addr;
+    if (is_go_ && go_display_name(raw) == wanted) return s.addr;
   }
   return std::nullopt;
 }
@@ -285,6 +314,14 @@ const std::vector<SourceFrame>& BinaryImage::source_frames(uint64_t vaddr) {
   if (found != source_cache_.end()) return found->second;
   if (source_cache_.size() >= kMaxSourceCacheEntries) source_cache_.clear();
   std::vector<SourceFrame>& out = source_cache_[vaddr];
+  if (go_) {
+    // The pclntab is what the Go runtime's own tracebacks and runtime/pprof
+    // use: same names, same inlining, and present in stripped binaries.
+    for (const GoFrame& g : go_->frames(vaddr))
+      out.push_back(SourceFrame{g.inlined ? std::string(g.function) : std::string(), std::string(g.file), g.line,
+                                g.inlined});
+    if (!out.empty()) return out;
+  }
   if (!open_dwarf()) return out;
 
   Dwarf_Die cudie;

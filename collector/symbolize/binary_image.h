@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "symbolize/elf_info.h"
+#include "symbolize/go_pclntab.h"
 
 typedef struct Dwarf Dwarf;
 
@@ -31,6 +32,10 @@ struct SourceFrame {
   bool inlined = false;
 };
 
+// A Go symbol name as runtime/pprof shows it: without the ".abi0" suffix
+// the linker gives assembly (ABI0) functions in .symtab.
+std::string go_display_name(std::string name);
+
 class BinaryImage {
  public:
   ~BinaryImage();
@@ -50,6 +55,15 @@ class BinaryImage {
   // True when a full .symtab (the file's own or its debug file's) was read,
   // not just .dynsym.
   bool has_symtab() const { return has_symtab_; }
+
+  // Go binaries: their pclntab (nullptr when the binary is no Go binary or
+  // its pclntab could not be read; go_error() says why). In a Go binary
+  // without .symtab, the pclntab's functions are the symbols; names drop
+  // the ".abi0" suffix (as runtime/pprof shows them); file:line and inlined
+  // frames come from the pclntab, not DWARF.
+  bool is_go() const { return is_go_; }
+  const GoPclntab* go_pclntab() const { return go_.get(); }
+  const std::string& go_error() const { return go_error_; }
 
   // Index of the function symbol covering `vaddr` (or the nearest preceding
   // one when its size is 0), or -1.
@@ -75,6 +89,7 @@ class BinaryImage {
     uint32_t rank;  // lower is the better name among aliases at one address
   };
   void add_symbols(Elf* elf);
+  void add_go_symbols();
   void finish_symbols();
   bool open_dwarf();
 
@@ -86,6 +101,9 @@ class BinaryImage {
   std::vector<std::string> demangled_;
   std::vector<char> memory_image_;  // owns the bytes of an in-memory ELF
   bool has_symtab_ = false;
+  bool is_go_ = false;
+  std::unique_ptr<GoPclntab> go_;
+  std::string go_error_;
 
   // DWARF: the file that has .debug_info (the binary or its debug file).
   std::string path_;

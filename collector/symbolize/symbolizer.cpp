@@ -302,8 +302,23 @@ struct Symbolizer::Impl {
     }
     BinaryImage& image = *range->image;
     uint64_t vaddr = file_offset_to_vaddr(image.load_info(), lookup_addr - range->start + range->file_offset);
+    if (lookup_addr != addr && image.go_pclntab()) {
+      // Go's saved contexts (g.sched after systemstack) resume at a
+      // function's entry: like Go's traceback (frame.pc > f.entry() before
+      // it backs up one byte), an address at an entry stays in that function.
+      uint64_t exact = file_offset_to_vaddr(image.load_info(), addr - range->start + range->file_offset);
+      int64_t fn = image.go_pclntab()->lookup(exact);
+      if (fn >= 0 && image.go_pclntab()->entry(fn) == exact) vaddr = exact;
+    }
     int64_t sym = image.lookup(vaddr);
-    if (sym >= 0) f.function = image.name(sym, opts.demangle);
+    // In a Go binary the pclntab names every Go function exactly as the
+    // runtime and runtime/pprof do (stripped or not, and with the spelling
+    // .symtab changes: "writerOnly·1", "[...]"); .symtab names the rest
+    // (cgo's C code).
+    if (const GoPclntab* go = image.go_pclntab()) {
+      if (int64_t fn = go->lookup(vaddr); fn >= 0) f.function = std::string(go->name(fn));
+    }
+    if (f.function.empty() && sym >= 0) f.function = image.name(sym, opts.demangle);
     if (opts.line_info) {
       const std::vector<SourceFrame>& src = image.source_frames(vaddr);
       for (const SourceFrame& s : src) {

@@ -42,6 +42,29 @@ Status write_rows(int fd, uint32_t start, const std::vector<tp_unwind_row>& rows
   return {};
 }
 
+void fill_go_info(const GoRuntimeLayout& l, uint64_t bias, tp_go_info* go) {
+  go->tls_g = l.tls_g;
+  go->g_stack_lo = l.g_stack_lo;
+  go->g_stack_hi = l.g_stack_hi;
+  go->g_m = l.g_m;
+  go->g_sched = l.g_sched;
+  go->m_g0 = l.m_g0;
+  go->m_curg = l.m_curg;
+  go->m_gsignal = l.m_gsignal;
+  go->gobuf_sp = l.gobuf_sp;
+  go->gobuf_pc = l.gobuf_pc;
+  go->gobuf_bp = l.gobuf_bp;
+  go->nswitch = 0;
+  for (const GoSwitchFunction& f : l.switch_functions) {
+    if (go->nswitch >= TP_GO_MAX_SWITCH) break;
+    tp_go_switch_fn& sw = go->sw[go->nswitch++];
+    sw.start = f.start + bias;
+    sw.end = f.end + bias;
+    sw.frameless = f.frameless ? 1 : 0;
+  }
+  go->enabled = 1;
+}
+
 }  // namespace
 
 const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::string& path, uint64_t dev,
@@ -51,7 +74,23 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
   if (it != binaries_.end()) return it->second;
   Binary b;
   b.file_id = static_cast<uint32_t>(binaries_.size() + 1);
-  auto table = build_cfi_table(binary_path_for(pid, path, start, end));
+  const std::string open_path = binary_path_for(pid, path, start, end);
+  if (is_go_executable(open_path)) {
+    auto layout = read_go_runtime_layout(open_path);
+    if (layout) {
+      b.is_go = true;
+      b.go = layout.take();
+      stats_.go_binaries++;
+      TP_LOG_DEBUG("Go binary %s (%s): runtime layout from %s", path.c_str(), b.go.version.c_str(),
+                   b.go.source.c_str());
+    } else {
+      stats_.go_layout_unknown++;
+      TP_LOG_WARN("%s: %s; its stacks on the system stack (GC, scheduler) stop there", path.c_str(),
+                  layout.error().message.c_str());
+      if (!layout.error().hint.empty()) TP_LOG_WARN("hint: %s", layout.error().hint.c_str());
+    }
+  }
+  auto table = build_cfi_table(open_path);
   if (!table) {
     stats_.build_errors++;
     TP_LOG_DEBUG("no unwind table for %s: %s", path.c_str(), table.error().message.c_str());
@@ -118,6 +157,7 @@ Result<bool> UnwindTables::update_process(uint32_t pid) {
       out.row_count = b.row_count;
       out.flags = b.frame_pointers ? TP_MAPPING_FP : 0;
       out.file_id = b.file_id;
+      if (b.is_go && !pm->go.enabled) fill_go_info(b.go, out.bias, &pm->go);
     }
   }
   pm->generation = sit == process_signature_.end() ? 1 : 2;

@@ -18,6 +18,7 @@
 #include "core/result.h"
 #include "core/shared_maps.h"
 #include "unwind/cfi_table.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe {
 
@@ -32,6 +33,8 @@ struct UnwindTablesStats {
   uint64_t build_errors = 0;
   uint64_t rows_unsupported = 0;  // rows of loaded binaries whose CFA rule BPF cannot evaluate (TP_CFA_UNSUPPORTED)
   uint64_t rows_deref = 0;        // rows with a *(reg+a)+b CFA expression (evaluated)
+  uint64_t go_binaries = 0;        // Go binaries whose stacks hop from g0 to the goroutine
+  uint64_t go_layout_unknown = 0;  // Go binaries whose runtime layout is unknown: no hop
 };
 
 // The unwind facts of one binary, for `tickprobe doctor --pid`.
@@ -69,6 +72,8 @@ class UnwindTables {
     bool frame_pointers = false;
     uint32_t file_id = 0;
     std::vector<ElfLoadSegment> loads;
+    bool is_go = false;
+    GoRuntimeLayout go;  // valid when is_go
   };
   const Binary& binary_for(uint32_t pid, const std::string& path, uint64_t dev, uint64_t inode,
                            uint64_t start, uint64_t end);

@@ -142,6 +142,20 @@ class Probe {
     return false;
   }
   pid_t pid() const { return proc_->pid(); }
+  // Non-blocking form of wait_attached(), for poll loops: true once the
+  // attachment count has been non-zero and unchanged for 500 ms.
+  bool attached_now() {
+    if (attached_) return true;
+    if (done()) return false;
+    int n = count_attach_fds(proc_->pid());
+    if (n != last_fds_) {
+      last_fds_ = n;
+      fds_since_ = Clock::now();
+    } else if (n > 0 && Clock::now() - fds_since_ >= 500ms) {
+      attached_ = true;
+    }
+    return attached_;
+  }
 
   // True once it exited (and its report is read).
   bool done() {
@@ -154,10 +168,17 @@ class Probe {
     }
     return exit_s.has_value();
   }
-  // Its watch began after the probes were attached and lasted duration_s,
-  // ending just before the process exited (the report takes a few ms).
-  double watch_start_s() const { return *exit_s - report.value("duration_s", 0.0); }
-  double watch_end_s() const { return *exit_s; }
+  // Its watch: the report's exact window (CLOCK_MONOTONIC, steady_clock's
+  // clock) when it has one; else it lasted duration_s and ended just before
+  // the process exited (teardown, detaching uprobes, can take a second).
+  double watch_start_s() const {
+    if (auto w = window_ns("start_ns")) return (*w - t0_ns()) / 1e9;
+    return *exit_s - report.value("duration_s", 0.0);
+  }
+  double watch_end_s() const {
+    if (auto w = window_ns("end_ns")) return (*w - t0_ns()) / 1e9;
+    return *exit_s;
+  }
 
   double started_s = 0;
   std::optional<double> exit_s;
@@ -166,8 +187,19 @@ class Probe {
   std::string stderr_text;
 
  private:
+  std::optional<double> window_ns(const char* key) const {
+    if (!report.is_object() || !report.contains("window") || !report["window"].contains(key)) return std::nullopt;
+    double v = report["window"][key].get<double>();
+    return v > 0 ? std::optional<double>(v) : std::nullopt;
+  }
+  double t0_ns() const {
+    return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t0_.time_since_epoch()).count());
+  }
   Clock::time_point t0_;
   std::unique_ptr<tt::Subprocess> proc_;
+  bool attached_ = false;
+  int last_fds_ = -1;
+  Clock::time_point fds_since_ = Clock::now();
 };
 
 // Polls /stats every 40 ms until every probe has exited (or 60 s), calling

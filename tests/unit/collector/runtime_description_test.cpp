@@ -213,5 +213,94 @@ TEST(RuntimeCookie, TickgamePausesGetTheirKindIndex) {
   EXPECT_EQ(RT_COOKIE_NAME_ARG(create), 1u);
 }
 
+// ------------------------------------------------ function probes (Go)
+
+TEST(ArgExpr, RegistersAndMemoryAtRegisterPlusOffset) {
+  auto rax = parse_arg_expr("rax");
+  ASSERT_TRUE(rax);
+  EXPECT_EQ(rax->reg, RT_REG_RAX);
+  EXPECT_FALSE(rax->deref);
+  auto goid = parse_arg_expr("*(r14 + 152)");
+  ASSERT_TRUE(goid);
+  EXPECT_EQ(goid->reg, RT_REG_R14);
+  EXPECT_TRUE(goid->deref);
+  EXPECT_EQ(goid->offset, 152);
+  EXPECT_EQ(goid->describe(), "*(r14+152)");
+  auto neg = parse_arg_expr("*(RSP-0x10)");
+  ASSERT_TRUE(neg);
+  EXPECT_EQ(neg->reg, RT_REG_RSP);
+  EXPECT_EQ(neg->offset, -16);
+  EXPECT_EQ(parse_arg_expr("*(rdi)")->offset, 0);
+  for (const char* bad : {"", "eax", "*(rax+)", "*(rax+1x)", "*rax", "*(rax+1048576)", "(rax+1)", "*(foo+1)"})
+    EXPECT_FALSE(parse_arg_expr(bad)) << bad;
+}
+
+TEST(RuntimeDescription, FunctionProbes) {
+  auto d = parse_runtime_description(R"J({"name": "go",
+    "coroutines": {"create": {"symbol": "runtime.newproc1", "at": "ret", "id": "*(rax+152)"},
+                   "destroy": {"symbol": "runtime.goexit0", "id": "*(rax+152)"}},
+    "pauses": [{"kind": "stw", "begin": {"symbol": "runtime.stopTheWorldWithSema"},
+                "end": {"symbol": "runtime.startTheWorldWithSema", "at": "call:runtime.nanotime1"}}]})J");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_TRUE(d->has_coroutines());
+  EXPECT_TRUE(d->coro_create.is_function());
+  EXPECT_TRUE(d->coro_create.at_return);
+  EXPECT_FALSE(d->coro_destroy.at_return);
+  EXPECT_EQ(d->coro_destroy.describe(), "runtime.goexit0@entry");
+  EXPECT_EQ(d->pauses[0].end.at_call, "runtime.nanotime1");
+  EXPECT_EQ(d->pauses[0].end.describe(), "runtime.startTheWorldWithSema@call:runtime.nanotime1");
+
+  uint64_t c = runtime_cookie(d->coro_create);
+  EXPECT_TRUE(RT_FN_HAS_ID(c));
+  EXPECT_EQ(RT_FN_REG(c), static_cast<uint32_t>(RT_REG_RAX));
+  EXPECT_TRUE(RT_FN_DEREF(c));
+  EXPECT_EQ(RT_FN_OFFSET(c), 152);
+  UsdtProbeRef at_rsp;
+  at_rsp.symbol = "f";
+  at_rsp.id = *parse_arg_expr("*(rsp-8)");
+  uint64_t neg = runtime_cookie(at_rsp, 3);
+  EXPECT_EQ(RT_FN_OFFSET(neg), -8);
+  EXPECT_EQ(RT_COOKIE_KIND(neg), 3u);
+  EXPECT_FALSE(RT_FN_HAS_ID(runtime_cookie(d->pauses[0].begin, 0)));
+}
+
+TEST(RuntimeDescription, BuiltInGoDescription) {
+  auto go = runtime_description_from_arg("go");
+  ASSERT_TRUE(go);
+  EXPECT_EQ(go->name, "go");
+  EXPECT_EQ(go->coro_create.symbol, "runtime.newproc1");
+  EXPECT_TRUE(go->coro_create.at_return);  // goid is assigned late in newproc1
+  EXPECT_EQ(go->coro_create.id.describe(), "*(rax+152)");
+  EXPECT_EQ(go->coro_destroy.symbol, "runtime.goexit0");
+  ASSERT_EQ(go->pauses.size(), 1u);
+  EXPECT_EQ(go->pauses[0].kind, "stw");
+}
+
+TEST(RuntimeDescription, UnknownKeysAndMixedProbeKindsAreErrors) {
+  auto expect_error = [](const std::string& json, const std::string& needle) {
+    auto d = parse_runtime_description(json);
+    ASSERT_FALSE(d) << json;
+    EXPECT_NE(d.error().message.find(needle), std::string::npos) << d.error().message;
+  };
+  expect_error(R"J({"provider": "p", "tick": {"begin": {"probe": "t"}}, "tiks": {}})J", "unknown key \"tiks\"");
+  expect_error(R"J({"provider": "p", "tick": {"begin": {"probe": "t", "id_args": 0}}})J", "unknown key \"id_args\"");
+  expect_error(R"J({"provider": "p", "tick": {"begin": {"probe": "t"}, "stop": {"probe": "s"}}})J", "unknown key");
+  expect_error(R"J({"coroutines": {"create": {"symbol": "a", "id": "rax"}, "destroy": {"symbol": "b", "id": "rax"},
+                   "spawn": {}}})J",
+               "unknown key \"spawn\"");
+  expect_error(R"J({"pauses": [{"kind": "gc", "begin": {"symbol": "a"}, "end": {"symbol": "b"}, "args": []}]})J",
+               "unknown key \"args\"");
+  expect_error(R"J({"pauses": [{"kind": "gc", "begin": {"symbol": "a", "probe": "x"}, "end": {"symbol": "b"}}]})J",
+               "for USDT probes");
+  expect_error(R"J({"pauses": [{"kind": "gc", "begin": {"symbol": "a", "at": "exit"}, "end": {"symbol": "b"}}]})J",
+               "\"at\" must be");
+  expect_error(R"J({"pauses": [{"kind": "gc", "begin": {"symbol": "a", "id": "*(eax)"}, "end": {"symbol": "b"}}]})J",
+               "bad argument expression");
+  expect_error(R"J({"provider": "p", "pauses": [{"kind": "gc", "begin": {"probe": "a", "at": "ret"}, "end": {"probe": "b"}}]})J",
+               "for function probes");
+  expect_error(R"J({"coroutines": {"create": {"symbol": "a"}, "destroy": {"symbol": "b", "id": "rax"}}})J",
+               "missing \"id\"");
+}
+
 }  // namespace
 }  // namespace tickprobe
