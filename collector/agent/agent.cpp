@@ -19,7 +19,7 @@ namespace tickprobe {
 std::string attach_failure_reason(const Error& err) {
   const std::string& m = err.message;
   auto has = [&](const char* s) { return m.find(s) != std::string::npos; };
-  if (has("no USDT probe")) return "no_usdt_probes";
+  if (has("no USDT probe") || has("no probe of runtime")) return "no_runtime_probes";
   if (has("no OpenSSL")) return "no_openssl";
   if (has("defines") || has("allocator")) return "no_allocator";
   if (has("is gone") || has("No such process")) return "process_gone";

@@ -17,12 +17,12 @@ e2e_init
 "$BIN/cpu_fixture" 120 > /dev/null & PIDS+=($!); FIX=$!
 start_agent "$BIN" --pid "$FIX"
 health=$(curl -sf "$AGENT_URL/healthz")
-case "$health" in "degraded: runtime family not attached (no_usdt_probes x1)") ;;
+case "$health" in "degraded: runtime family not attached (no_runtime_probes x1)") ;;
   *) fail "healthz: '$health'";; esac
 curl -sf "$AGENT_URL/metrics" > "$WORK/m.txt"
-grep -q '^tickprobe_attach_failures_total{family="runtime",reason="no_usdt_probes"} 1$' "$WORK/m.txt" \
+grep -q '^tickprobe_attach_failures_total{family="runtime",reason="no_runtime_probes"} 1$' "$WORK/m.txt" \
   || { grep attach_failures "$WORK/m.txt"; fail "attach failure not counted"; }
-[ "$(grep -c "process $FIX (.*): runtime family not attached (no_usdt_probes)" "$WORK/agent.log")" -eq 1 ] \
+[ "$(grep -c "process $FIX (.*): runtime family not attached (no_runtime_probes)" "$WORK/agent.log")" -eq 1 ] \
   || { cat "$WORK/agent.log"; fail "attach failure not logged exactly once"; }
 echo "ok: runtime attach failure logged once, counted, /healthz: $health"
 

@@ -65,7 +65,7 @@ echo "measured: /metrics has $END lines after 40 exits (was $BASE with the live 
 # short-lived to be traced at all is not a failure here).
 forgot=$(value "$WORK/m.txt" tickprobe_forgotten_processes_total)
 detached=$(value "$WORK/m.txt" tickprobe_targets_detached_total)
-[ "$forgot" = "$detached" ] && [ "$forgot" -ge 30 ] || fail "forgotten $forgot of $detached detached targets"
+[ "$forgot" = "$detached" ] && [ "$forgot" -ge 10 ] || fail "forgotten $forgot of $detached detached targets"
 echo "measured: $forgot exited targets forgotten"
 
 grep -q '^tickprobe_exited_process_retention_seconds 3$' "$WORK/m.txt" || fail "retention gauge"
