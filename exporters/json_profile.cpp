@@ -19,7 +19,11 @@ nlohmann::ordered_json value_type_json(const ValueType& vt) {
 }
 
 nlohmann::ordered_json frame_json(const Frame& f) {
+  std::string location;
+  if (!f.file.empty()) location = f.file + (f.line ? ":" + std::to_string(f.line) : std::string());
   return nlohmann::ordered_json{{"name", f.display_name()},
+                                {"name_with_line", f.display_name_with_line()},
+                                {"location", location},
                                 {"function", f.function},
                                 {"module", f.module},
                                 {"address", hex(f.address)},
