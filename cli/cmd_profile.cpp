@@ -76,12 +76,14 @@ Status write_output(const Profile& profile, const ProfileArgs& a, const char* ti
   folded.include_process = a.per_thread;
   folded.include_thread = a.per_thread;
   folded.include_pid = a.per_thread;
+  folded.line_info = a.rec.session.symbolizer.line_info;
   if (format == "folded") return write_folded(profile, folded, *sink);
   if (format == "pprof") return write_pprof(profile, {}, *sink);
   if (format == "json") {
     JsonProfileOptions o;
     o.top_limit = a.top;
     o.indent = 2;
+    o.line_info = a.rec.session.symbolizer.line_info;
     return write_json_profile(profile, o, *sink);
   }
   if (format == "svg") {
@@ -93,6 +95,7 @@ Status write_output(const Profile& profile, const ProfileArgs& a, const char* ti
   if (format == "top") {
     TopTableOptions o;
     o.limit = a.top;
+    o.line_info = a.rec.session.symbolizer.line_info;
     auto t = compute_top_table(profile, o);
     if (!t) return t.error();
     std::string text = truncate_lines(render_top_table(*t), 150);
