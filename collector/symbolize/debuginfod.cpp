@@ -14,7 +14,8 @@ namespace {
 
 std::vector<unsigned char> hex_to_bytes(const std::string& hex) {
   std::vector<unsigned char> out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<unsigned char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   return out;
 }
 

@@ -12,7 +12,9 @@ namespace {
 
 struct ProcMem {
   int fd = -1;
-  explicit ProcMem(uint32_t pid) { fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC); }
+  explicit ProcMem(uint32_t pid) {
+    fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  }
   ~ProcMem() {
     if (fd >= 0) ::close(fd);
   }
@@ -32,16 +34,16 @@ std::vector<char> read_range(const ProcMem& mem, uint64_t start, uint64_t end) {
 
 // The raw row for pc (TP_CFA_INVALID and _UNSUPPORTED included), or null.
 const tp_unwind_row* raw_row(const CfiTable& t, uint64_t pc) {
-  auto it = std::upper_bound(t.rows.begin(), t.rows.end(), pc,
-                             [](uint64_t v, const tp_unwind_row& r) { return v < r.pc; });
+  auto it =
+      std::upper_bound(t.rows.begin(), t.rows.end(), pc, [](uint64_t v, const tp_unwind_row& r) { return v < r.pc; });
   if (it == t.rows.begin()) return nullptr;
   return &*(it - 1);
 }
 
 }  // namespace
 
-const UserUnwinder::Table& UserUnwinder::table_for(uint32_t pid, const std::string& path, uint64_t dev,
-                                                   uint64_t inode, uint64_t start, uint64_t end) {
+const UserUnwinder::Table& UserUnwinder::table_for(uint32_t pid, const std::string& path, uint64_t dev, uint64_t inode,
+                                                   uint64_t start, uint64_t end) {
   auto key = std::make_pair(dev, inode);
   auto it = tables_.find(key);
   if (it != tables_.end()) return *it->second;
@@ -103,8 +105,12 @@ UserUnwindResult UserUnwinder::unwind(uint32_t pid, const UserRegs& regs, size_t
       if (row->cfa_type == TP_CFA_END) break;
       uint64_t cfa = 0, ra = 0;
       switch (row->cfa_type) {
-        case TP_CFA_RSP: cfa = sp + row->cfa_offset; break;
-        case TP_CFA_RBP: cfa = bp + row->cfa_offset; break;
+        case TP_CFA_RSP:
+          cfa = sp + row->cfa_offset;
+          break;
+        case TP_CFA_RBP:
+          cfa = bp + row->cfa_offset;
+          break;
         case TP_CFA_DEREF_RSP:
         case TP_CFA_DEREF_RBP: {
           uint64_t base = (row->cfa_type == TP_CFA_DEREF_RSP ? sp : bp) + TP_CFA_DEREF_INNER(row->cfa_offset);

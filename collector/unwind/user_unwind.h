@@ -11,7 +11,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,9 +34,6 @@ struct UserUnwindResult {
 
 class UserUnwinder {
  public:
-  // Reads `len` bytes at `addr` of the process; false when unreadable.
-  using ReadMemory = std::function<bool(uint64_t addr, void* out, size_t len)>;
-
   UserUnwinder() = default;
   // Unwinds a thread of `pid` from its user registers, reading its memory
   // through /proc/PID/mem. Tables are built once per binary (dev, inode).

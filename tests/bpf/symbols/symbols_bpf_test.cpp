@@ -79,8 +79,8 @@ std::string run_capture(const std::string& cmd, int* rc) {
 // (DEBUGINFOD_URLS is unset unless env sets it).
 nlohmann::json record(const std::string& command, pid_t pid, const std::string& args, const std::string& env = "") {
   int rc = -1;
-  std::string out = run_capture("env -u DEBUGINFOD_URLS " + env + " " + kBin + "/tickprobe " + command +
-                                    " -q --pid " + std::to_string(pid) + " " + args + " --format json 2>&1",
+  std::string out = run_capture("env -u DEBUGINFOD_URLS " + env + " " + kBin + "/tickprobe " + command + " -q --pid " +
+                                    std::to_string(pid) + " " + args + " --format json 2>&1",
                                 &rc);
   EXPECT_EQ(rc, 0) << out.substr(0, 4000);
   if (rc != 0) return nlohmann::json::object({{"samples", nlohmann::json::array()}, {"duration_nanos", 1}});
@@ -129,7 +129,9 @@ std::string make_temp_dir() {
   return d ? d : "";
 }
 
-std::string build_id_of_fixture() { return tickprobe::read_build_id(kBin + "/symbols_fixture"); }
+std::string build_id_of_fixture() {
+  return tickprobe::read_build_id(kBin + "/symbols_fixture");
+}
 
 uint64_t unstripped_address(const std::string& fn) {
   tickprobe::Symbolizer sym;
@@ -171,8 +173,8 @@ TEST(SymbolsBpf, StrippedBinaryResolvesThroughDebuginfod) {
   fs::create_directories(dir + "/served");
   fs::copy_file(kBin + "/symbols_fixture.debug", dir + "/served/symbols_fixture.debug");
   uint16_t port = tickprobe::test::pick_free_port();
-  tickprobe::test::Subprocess server({"/usr/bin/debuginfod", "-F", dir + "/served", "-p", std::to_string(port), "-d",
-                                      dir + "/index.sqlite"});
+  tickprobe::test::Subprocess server(
+      {"/usr/bin/debuginfod", "-F", dir + "/served", "-p", std::to_string(port), "-d", dir + "/index.sqlite"});
   ASSERT_TRUE(server.started());
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   std::string id = build_id_of_fixture();
@@ -191,8 +193,8 @@ TEST(SymbolsBpf, StrippedBinaryResolvesThroughDebuginfod) {
 
   Fixture fx;
   start_fixture(fx, "symbols_fixture_stripped", "cpu", "30");
-  auto prof = record("profile", fx.pid, "-d 3 -F 299",
-                     "DEBUGINFOD_URLS=" + url + " DEBUGINFOD_CACHE_PATH=" + dir + "/cache");
+  auto prof =
+      record("profile", fx.pid, "-d 3 -F 299", "DEBUGINFOD_URLS=" + url + " DEBUGINFOD_CACHE_PATH=" + dir + "/cache");
   expect_hot_function_named(prof);
   // It went through the client's cache, keyed by build-id.
   EXPECT_TRUE(fs::exists(dir + "/cache/" + id + "/debuginfo"));
@@ -250,15 +252,13 @@ TEST(SymbolsBpf, LineInfoInFoldedAndTop) {
   Fixture fx;
   start_fixture(fx, "symbols_fixture", "cpu", "30");
   int rc = -1;
-  std::string folded = run_capture(kBin + "/tickprobe profile -q --pid " + std::to_string(fx.pid) +
-                                       " -d 2 -F 199 --line-info -f folded",
-                                   &rc);
+  std::string folded = run_capture(
+      kBin + "/tickprobe profile -q --pid " + std::to_string(fx.pid) + " -d 2 -F 199 --line-info -f folded", &rc);
   ASSERT_EQ(rc, 0) << folded;
   EXPECT_NE(folded.find(";hot_static_loop (symbols_fixture.c:"), std::string::npos) << folded.substr(0, 2000);
   EXPECT_NE(folded.find("main (symbols_fixture.c:"), std::string::npos) << folded.substr(0, 2000);
-  std::string top = run_capture(kBin + "/tickprobe profile -q --pid " + std::to_string(fx.pid) +
-                                    " -d 1 -F 199 --line-info -f top",
-                                &rc);
+  std::string top = run_capture(
+      kBin + "/tickprobe profile -q --pid " + std::to_string(fx.pid) + " -d 1 -F 199 --line-info -f top", &rc);
   ASSERT_EQ(rc, 0) << top;
   EXPECT_NE(top.find("hot_static_loop (symbols_fixture.c:"), std::string::npos) << top;
 }
@@ -290,6 +290,39 @@ TEST(SymbolsBpf, ThreadsBlockedThroughTheWholeWindowShowWithItsLength) {
   EXPECT_TRUE(kernel_frame);
 }
 
+// A thread that blocks during the window and never wakes (stuck on a
+// lock): its start record is pending at the end and is folded in. The
+// signal comes at some point inside the window; whatever that point, the
+// thread was off-CPU the whole window, first in wait_for_signal, then in
+// stuck_on_lock.
+TEST(SymbolsBpf, ThreadStuckOnALockUntilTheEndIsCounted) {
+  Fixture fx;
+  start_fixture(fx, "symbols_fixture", "blocked", "60");
+  std::string out = make_temp_dir() + "/offcpu.json";
+  tickprobe::test::Subprocess rec(
+      {kBin + "/tickprobe", "offcpu", "-q", "--pid", std::to_string(fx.pid), "-d", "5", "--format", "json"}, {}, out);
+  ASSERT_TRUE(rec.started());
+  // Meant to land inside the window (tickprobe starts in well under 1.5 s
+  // of a 5 s window). The assertions do not depend on where it lands: had
+  // it come before the start, the thread is seeded in stuck_on_lock and
+  // still must be folded in at the end.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(kill(fx.pid, SIGUSR1), 0);
+  auto rc = rec.wait_for(std::chrono::seconds(60));
+  ASSERT_TRUE(rc.has_value());
+  ASSERT_EQ(*rc, 0) << rec.stderr_text();
+  auto prof = nlohmann::json::parse(tickprobe::test::read_file(out));
+  double window = prof["duration_nanos"].get<double>();
+  Inclusive before = inclusive(prof, "wait_for_signal");
+  Inclusive stuck = inclusive(prof, "stuck_on_lock");
+  EXPECT_GT(stuck.value, 0.05 * window) << top_names(prof);
+  EXPECT_GT(before.value + stuck.value, 0.97 * window) << top_names(prof);
+  EXPECT_LT(before.value + stuck.value, 1.10 * window);
+  std::printf("late-waiter: %.3f s in wait_for_signal + %.3f s in stuck_on_lock of a %.3f s window\n",
+              before.value / 1e9, stuck.value / 1e9, window / 1e9);
+  fs::remove_all(fs::path(out).parent_path());
+}
+
 TEST(SymbolsBpf, PerThreadKeepsSameNamedWorkersApart) {
   Fixture fx;
   start_fixture(fx, "symbols_fixture", "prefork", "30");
@@ -299,8 +332,8 @@ TEST(SymbolsBpf, PerThreadKeepsSameNamedWorkersApart) {
   ASSERT_GT(kid1, 0);
   ASSERT_GT(kid2, 0);
   int rc = -1;
-  std::string folded = run_capture(kBin + "/tickprobe profile -q --comm worker -d 2 -F 199 --per-thread -f folded",
-                                   &rc);
+  std::string folded =
+      run_capture(kBin + "/tickprobe profile -q --comm worker -d 2 -F 199 --per-thread -f folded", &rc);
   ASSERT_EQ(rc, 0) << folded;
   std::set<std::string> roots;
   std::istringstream lines(folded);

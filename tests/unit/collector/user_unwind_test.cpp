@@ -10,8 +10,8 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <elf.h>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -24,8 +24,7 @@ volatile int side_effect = 0;
 
 __attribute__((noinline)) UserUnwindResult unwind_chain_leaf() {
   UserRegs regs;
-  asm volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
-               : "=r"(regs.ip), "=r"(regs.sp), "=r"(regs.bp));
+  asm volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(regs.ip), "=r"(regs.sp), "=r"(regs.bp));
   UserUnwinder unwinder;
   UserUnwindResult r = unwinder.unwind(static_cast<uint32_t>(getpid()), regs);
   side_effect = side_effect + 1;
