@@ -159,13 +159,20 @@ Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
   uint32_t mask = skel_->rodata->state_mask;
   int stacks_fd = session_.maps().stacks_fd();
   int start_fd = bpf_map__fd(skel_->maps.start);
+  // Stacks first (the unwind builds CFI tables), then one timestamp for
+  // every record: the window starts right after this call, so the seeded
+  // blocks count from (almost exactly) its start.
   UserUnwinder unwinder;
-  size_t seeded = 0;
+  struct Seed {
+    uint32_t tid;
+    uint64_t switches;
+    offcpu_start record;
+  };
+  std::vector<Seed> seeds;
   for (const offcpu_thread_dump& t : threads) {
     if (t.state != OFFCPU_SLEEPING && t.state != OFFCPU_UNINTERRUPTIBLE) continue;
     if (!(mask & (1u << t.state))) continue;
     offcpu_start s{};
-    s.ts_ns = monotonic_ns();
     s.tgid = t.tgid;
     s.state = t.state;
     s.flags = OFFCPU_START_SEEDED;
@@ -178,15 +185,21 @@ Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
       std::vector<uint64_t> k(t.kstack, t.kstack + std::min<uint32_t>(t.kstack_len, OFFCPU_ITER_KSTACK));
       s.kernel_stack = store_stack(stacks_fd, k, 0, 0x6b65726e656cULL ^ 0x73656564ULL);
     }
+    seeds.push_back({t.tid, t.switches, s});
+  }
+  uint64_t now = monotonic_ns();
+  size_t seeded = 0;
+  for (Seed& seed : seeds) {
+    seed.record.ts_ns = now;
     // A record from a real switch-out since we attached is better: keep it.
-    if (bpf_map_update_elem(start_fd, &t.tid, &s, BPF_NOEXIST) != 0) continue;
+    if (bpf_map_update_elem(start_fd, &seed.tid, &seed.record, BPF_NOEXIST) != 0) continue;
     // It may have woken between the dump and now: then this record would
     // stand for a block that ended. Undo it (if no switch replaced it).
-    if (!thread_still_blocked(pid, t.tid, t.switches)) {
+    if (!thread_still_blocked(pid, seed.tid, seed.switches)) {
       offcpu_start cur{};
-      if (bpf_map_lookup_elem(start_fd, &t.tid, &cur) == 0 && (cur.flags & OFFCPU_START_SEEDED) &&
-          cur.ts_ns == s.ts_ns)
-        bpf_map_delete_elem(start_fd, &t.tid);
+      if (bpf_map_lookup_elem(start_fd, &seed.tid, &cur) == 0 && (cur.flags & OFFCPU_START_SEEDED) &&
+          cur.ts_ns == now)
+        bpf_map_delete_elem(start_fd, &seed.tid);
       continue;
     }
     seeded++;
