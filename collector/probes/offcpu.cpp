@@ -142,10 +142,18 @@ Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
   std::vector<offcpu_thread_dump> threads;
   offcpu_thread_dump d;
   size_t have = 0;
+  int retries = 0;
   for (;;) {
     ssize_t n = ::read(fd, reinterpret_cast<char*>(&d) + have, sizeof d - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN) && ++retries < 100) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      bpf_link__destroy(link);
+      skel_->bss->iter_tgid = 0;
+      return Error::from_errno("failed to read the offcpu task iterator", err);
+    }
+    if (n == 0) break;
     have += static_cast<size_t>(n);
     if (have == sizeof d) {
       threads.push_back(d);

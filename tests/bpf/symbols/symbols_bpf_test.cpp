@@ -313,10 +313,18 @@ TEST(SymbolsBpf, ThreadStuckOnALockUntilTheEndIsCounted) {
   ASSERT_EQ(*rc, 0) << rec.stderr_text();
   auto prof = nlohmann::json::parse(tickprobe::test::read_file(out));
   double window = prof["duration_nanos"].get<double>();
+  std::string late_stacks;  // for failure messages
+  for (const auto& smp : prof["samples"]) {
+    if (smp["thread"] != "late-waiter") continue;
+    late_stacks += std::to_string(smp["values"][0].get<double>() / 1e9) + " s:";
+    for (const auto& f : smp["stack"]) late_stacks += " " + f["name"].get<std::string>();
+    late_stacks += "\n";
+  }
   Inclusive before = inclusive(prof, "wait_for_signal");
   Inclusive stuck = inclusive(prof, "stuck_on_lock");
   EXPECT_GT(stuck.value, 0.05 * window) << top_names(prof);
-  EXPECT_GT(before.value + stuck.value, 0.97 * window) << top_names(prof);
+  EXPECT_GT(before.value + stuck.value, 0.97 * window)
+      << late_stacks << prof["counters"].dump() << "\n" << rec.stderr_text();
   EXPECT_LT(before.value + stuck.value, 1.10 * window);
   std::printf("late-waiter: %.3f s in wait_for_signal + %.3f s in stuck_on_lock of a %.3f s window\n",
               before.value / 1e9, stuck.value / 1e9, window / 1e9);
