@@ -121,6 +121,48 @@ int BPF_PROG(handle_sched_switch_btf, bool preempt, struct task_struct *prev, st
 	return on_switch(ctx, preempt, prev, next);
 }
 
+/* The thread dump at start (struct offcpu_thread_dump): user space sets
+ * iter_tgid, then reads one record per thread of that process. */
+__u32 iter_tgid = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct offcpu_thread_dump);
+} dump_scratch SEC(".maps");
+
+SEC("iter/task")
+int dump_threads(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct offcpu_thread_dump *d;
+	struct pt_regs *regs;
+	__u32 zero = 0;
+	long n;
+
+	if (!task || task->tgid != iter_tgid || !iter_tgid)
+		return 0;
+	d = bpf_map_lookup_elem(&dump_scratch, &zero);
+	if (!d)
+		return 0;
+	d->tid = task->pid;
+	d->tgid = task->tgid;
+	d->state = task_state(task);
+	d->switches = task->nvcsw + task->nivcsw;
+	BPF_CORE_READ_STR_INTO(&d->comm, task, comm);
+	/* A task blocked in a syscall: its user registers at syscall entry. */
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	d->ip = regs ? BPF_CORE_READ(regs, ip) : 0;
+	d->sp = regs ? BPF_CORE_READ(regs, sp) : 0;
+	d->bp = regs ? BPF_CORE_READ(regs, bp) : 0;
+	n = bpf_get_task_stack(task, d->kstack, sizeof(d->kstack), 0);
+	d->kstack_len = n > 0 ? n / sizeof(__u64) : 0;
+	bpf_seq_write(seq, d, sizeof(*d));
+	return 0;
+}
+
 /* Threads that exit while switched out leave no stale start records. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_thread_exit, struct task_struct *task)

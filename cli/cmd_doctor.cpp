@@ -9,7 +9,7 @@
 namespace tickprobe::cli {
 
 void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
-  auto* cmd = app.add_subcommand("doctor", "check what this kernel and process offer tickprobe");
+  auto* cmd = app.add_subcommand("doctor", "check what this kernel offers tickprobe; with --pid, also how well that process unwinds");
   auto json = std::make_shared<bool>(false);
   auto pid = std::make_shared<uint32_t>(0);
   cmd->add_flag("--json", *json, "machine-readable output");

@@ -72,13 +72,19 @@ Status write_output(const Profile& profile, const ProfileArgs& a, const char* ti
   if (!opened) return opened.error();
   std::unique_ptr<Sink> sink = opened.take();
   FoldedOptions folded;
+  // Prefork workers share a thread name: group by process and thread (the
+  // ids keep same-named ones apart).
+  folded.include_process = a.per_thread;
   folded.include_thread = a.per_thread;
+  folded.include_pid = a.per_thread;
+  folded.line_info = a.rec.session.symbolizer.line_info;
   if (format == "folded") return write_folded(profile, folded, *sink);
   if (format == "pprof") return write_pprof(profile, {}, *sink);
   if (format == "json") {
     JsonProfileOptions o;
     o.top_limit = a.top;
     o.indent = 2;
+    o.line_info = a.rec.session.symbolizer.line_info;
     return write_json_profile(profile, o, *sink);
   }
   if (format == "svg") {
@@ -90,6 +96,7 @@ Status write_output(const Profile& profile, const ProfileArgs& a, const char* ti
   if (format == "top") {
     TopTableOptions o;
     o.limit = a.top;
+    o.line_info = a.rec.session.symbolizer.line_info;
     auto t = compute_top_table(profile, o);
     if (!t) return t.error();
     std::string text = truncate_lines(render_top_table(*t), 150);
@@ -114,7 +121,7 @@ void register_common(CLI::App* cmd, ProfileArgs& a) {
   cmd->add_option("-o,--output", a.output, "output file (default: stdout)");
   cmd->add_flag("--json", a.json, "same as --format json");
   cmd->add_option("--top", a.top, "rows in the top-functions table")->default_val(20)->check(Count(1, 100000));
-  cmd->add_flag("--per-thread", a.per_thread, "put the thread name at the root of each stack");
+  cmd->add_flag("--per-thread", a.per_thread, "put the process and thread (name-id) at the root of each stack");
   cmd->add_flag("--no-kernel", a.no_kernel, "leave out kernel frames");
   cmd->add_option("--max-stacks", a.rec.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
       ->default_val(16384)
@@ -122,7 +129,16 @@ void register_common(CLI::App* cmd, ProfileArgs& a) {
   cmd->add_option("--unwind-rows", a.rec.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
       ->default_val(1u << 20)
       ->check(Count(1, kUnwindRowsLimit));
-  cmd->add_flag("--line-info", a.rec.session.symbolizer.line_info, "add file:line and inlined frames (DWARF; .gopclntab for Go)");
+  cmd->add_option_function<std::vector<std::string>>(
+         "--debug-dir",
+         [&a](const std::vector<std::string>& dirs) {
+           auto& d = a.rec.session.symbolizer.debug_dirs;
+           d.insert(d.begin(), dirs.begin(), dirs.end());
+         },
+         "also look for separate debug files here (DIR/.build-id/xx/yyyy.debug, DIR/<debuglink>), before "
+         "/usr/lib/debug; debuginfod is asked by build-id when DEBUGINFOD_URLS is set")
+      ->type_name("DIR");
+  cmd->add_flag("--line-info", a.rec.session.symbolizer.line_info, "add file:line and inlined frames (DWARF; .gopclntab for Go) to every output format");
 }
 
 }  // namespace

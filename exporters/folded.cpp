@@ -72,7 +72,7 @@ Result<std::vector<FoldedStack>> fold_stacks(const Profile& profile, const Folde
                         FrameKind::kProcess});
     }
     for (auto it = sample.frames.rbegin(); it != sample.frames.rend(); ++it) {
-      std::string name = sanitize(it->display_name());
+      std::string name = sanitize(options.line_info ? it->display_name_with_line() : it->display_name());
       if (options.annotate_kernel && it->kernel) name += "_[k]";
       frames.push_back({std::move(name), frame_kind(*it)});
     }

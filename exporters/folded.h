@@ -44,6 +44,9 @@ struct FoldedOptions {
   // when include_pid is set ("net-io-4250").
   bool include_thread = false;
   bool annotate_kernel = false;
+  // Frames as "func (file.cpp:42)" when the profile carries line info
+  // (--line-info): each source line its own frame, as pprof -lines shows.
+  bool line_info = false;
 };
 
 struct FoldedFrame {

@@ -18,8 +18,8 @@ nlohmann::ordered_json value_type_json(const ValueType& vt) {
   return nlohmann::ordered_json{{"type", vt.type}, {"unit", vt.unit}};
 }
 
-nlohmann::ordered_json frame_json(const Frame& f) {
-  return nlohmann::ordered_json{{"name", f.display_name()},
+nlohmann::ordered_json frame_json(const Frame& f, bool line_info) {
+  return nlohmann::ordered_json{{"name", line_info ? f.display_name_with_line() : f.display_name()},
                                 {"function", f.function},
                                 {"module", f.module},
                                 {"address", hex(f.address)},
@@ -52,7 +52,7 @@ Result<nlohmann::ordered_json> profile_to_json(const Profile& profile, const Jso
     for (size_t i = 0; i < totals.size() && i < s.values.size(); ++i) totals[i] += s.values[i];
     if (!options.include_samples) continue;
     json stack = json::array();
-    for (const Frame& f : s.frames) stack.push_back(frame_json(f));
+    for (const Frame& f : s.frames) stack.push_back(frame_json(f, options.line_info));
     json labels = json::object();
     for (const auto& [k, v] : s.labels) labels[k] = v;
     samples.push_back(json{{"values", s.values},
@@ -72,7 +72,7 @@ Result<nlohmann::ordered_json> profile_to_json(const Profile& profile, const Jso
   out["totals"] = json{{"sample_count", profile.samples.size()}, {"values", totals}};
 
   if (options.top_limit != 0) {
-    auto table = compute_top_table(profile, {options.top_value_index, TopSortKey::kSelf, options.top_limit});
+    auto table = compute_top_table(profile, {options.top_value_index, TopSortKey::kSelf, options.top_limit, options.line_info});
     if (!table) return table.error();
     json rows = json::array();
     for (const FunctionTotals& r : table->rows) {

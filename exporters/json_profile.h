@@ -9,7 +9,7 @@
 //      "values": [N, ...],                      // parallel to sample_types
 //      "pid": N, "tid": N, "comm": "..", "thread": "..", "labels": {k: v},
 //      "stack": [{                              // leaf first
-//         "name": display name, "function": "..", "module": "..",
+//         "name": display name (+ " (file:line)" with line_info), "function": "..", "module": "..",
 //         "address": "0x7f..", "module_offset": "0x..",   // hex strings: u64 does not fit a JS number
 //         "file": "..", "line": N, "kernel": bool, "inlined": bool }]}],
 //   "counters": {"lost_samples": N, ...},
@@ -38,6 +38,9 @@ struct JsonProfileOptions {
   size_t top_limit = 0;
   std::optional<size_t> top_value_index;
   int indent = -1;  // -1 = compact; used by render_json_profile
+  // "name" of frames and top_functions rows as "func (file.cpp:42)" when
+  // the profile carries line info (--line-info); "file"/"line" are always there.
+  bool line_info = false;
 };
 
 Result<nlohmann::ordered_json> profile_to_json(const Profile& profile, const JsonProfileOptions& options = {});

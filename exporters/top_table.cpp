@@ -37,7 +37,7 @@ Result<TopTable> compute_top_table(const Profile& profile, const TopTableOptions
     seen_in_sample.clear();
     for (size_t i = 0; i < sample.frames.size(); ++i) {
       const Frame& frame = sample.frames[i];
-      std::string name = frame.display_name();
+      std::string name = options.line_info ? frame.display_name_with_line() : frame.display_name();
       auto [it, inserted] = row_of.try_emplace(name, rows.size());
       if (inserted) rows.push_back({std::move(name), frame.module, frame.kernel, 0, 0});
       FunctionTotals& row = rows[it->second];

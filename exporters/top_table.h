@@ -32,6 +32,7 @@ struct TopTableOptions {
   std::optional<size_t> value_index;  // nullopt = Profile::default_value_index
   TopSortKey sort_by = TopSortKey::kSelf;
   size_t limit = 0;  // keep the first N rows after sorting; 0 = all
+  bool line_info = false;  // key rows by "func (file.cpp:42)" (Frame::display_name_with_line)
 };
 
 struct TopTable {

@@ -15,6 +15,8 @@ PACKAGES=(
   python3 python3-yaml prometheus golang-go bpftrace curl jq procps iproute2 binutils libxml2-utils nodejs
   # other allocators and disassembly (allocator interposition tests, RET-placed probes), load for the under-load run
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libcapstone-dev stress-ng
+  # debug files by build-id from a debuginfod server (client library; the server for tests)
+  libdebuginfod-dev debuginfod
 )
 
 missing=()

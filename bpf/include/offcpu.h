@@ -31,6 +31,8 @@ struct offcpu_value {
 	__u64 max_ns;
 };
 
+#define OFFCPU_START_SEEDED 1u /* written by user space at start, not by a switch-out */
+
 /* Per-thread switch-out record, keyed by thread id. */
 struct offcpu_start {
 	__u64 ts_ns;
@@ -39,6 +41,24 @@ struct offcpu_start {
 	__u32 tgid;
 	__u32 state;
 	char comm[TP_COMM_LEN];
+	__u32 flags; /* OFFCPU_START_* */
+	__u32 pad;
+};
+
+/* One thread of iter_tgid, written by the dump_threads task iterator when
+ * a recording starts: threads blocked since before it never switch out
+ * while it runs, so their state, saved user registers (the syscall entry's
+ * pt_regs) and kernel stack come from here. */
+#define OFFCPU_ITER_KSTACK 64
+struct offcpu_thread_dump {
+	__u32 tid;
+	__u32 tgid;
+	__u32 state;     /* enum offcpu_state; OFFCPU_RUNNABLE also for running */
+	__u32 kstack_len;
+	__u64 switches;  /* nvcsw + nivcsw: changes once the thread ran */
+	__u64 ip, sp, bp;
+	char comm[TP_COMM_LEN];
+	__u64 kstack[OFFCPU_ITER_KSTACK];
 };
 
 #endif /* TICKPROBE_OFFCPU_H */

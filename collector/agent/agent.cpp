@@ -439,7 +439,7 @@ AgentStats Agent::stats() const {
   s.symbolizer = {{"binaries_cached", sym.binaries_cached},     {"binary_cache_hits", sym.binary_cache_hits},
                   {"binary_cache_misses", sym.binary_cache_misses}, {"binary_evictions", sym.binary_evictions},
                   {"processes_cached", sym.processes_cached},   {"unknown_frames", sym.unknown_frames},
-                  {"resolved_frames", sym.resolved_frames}};
+                  {"resolved_frames", sym.resolved_frames},     {"fde_named_frames", sym.fde_named_frames}};
   auto uw = session_->unwind().stats();
   s.unwind = {{"binaries", uw.binaries},         {"rows_used", uw.rows_used},
               {"rows_capacity", uw.rows_capacity}, {"rows_dropped", uw.rows_dropped},

@@ -43,7 +43,15 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   }
   StackAggregate agg(shape.sample_types.size());
   if (cpu) cpu->subscribe(&agg);
-  if (offcpu) offcpu->subscribe(&agg);
+  if (offcpu) {
+    offcpu->subscribe(&agg);
+    // Threads blocked before the window started, seeded as if they had
+    // switched out now; at the end, those still blocked are folded in.
+    for (uint32_t pid : s.targets()) {
+      auto seeded = offcpu->seed_blocked_threads(pid);
+      if (!seeded) TP_LOG_WARN("process %u: blocked threads not seeded: %s", pid, seeded.error().message.c_str());
+    }
+  }
 
   auto wall_start = std::chrono::system_clock::now();
   WatchLoop loop;
@@ -69,6 +77,7 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   };
   double elapsed_s = run_watch_loop(loop);
   family->drain();
+  if (offcpu) offcpu->account_still_blocked();
 
   Profile profile = build_profile(agg, s, shape);
   profile.time_nanos =

@@ -14,4 +14,14 @@ std::string Frame::display_name() const {
   return "[unknown] in " + mod + buf;
 }
 
+std::string Frame::display_name_with_line() const {
+  std::string name = display_name();
+  if (file.empty() && line == 0) return name;
+  std::string base = file;
+  auto slash = base.rfind('/');
+  if (slash != std::string::npos) base = base.substr(slash + 1);
+  if (base.empty()) base = "?";
+  return name + " (" + base + (line ? ":" + std::to_string(line) : std::string()) + ")";
+}
+
 }  // namespace tickprobe

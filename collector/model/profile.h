@@ -27,6 +27,10 @@ struct Frame {
 
   // "func" or "[unknown] in libfoo.so+0x1234"; used by folded/SVG/JSON.
   std::string display_name() const;
+  // display_name() plus " (file.cpp:42)" when line info was recorded
+  // (--line-info): what folded, SVG, top and JSON show, so each source line
+  // of a function is its own frame there, as in pprof's -lines view.
+  std::string display_name_with_line() const;
 };
 
 struct ValueType {

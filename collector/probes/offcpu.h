@@ -53,12 +53,27 @@ class OffCpuProbe : public Family {
   ProfileShape shape() const;
   Counters counters() const override;
 
+  // For a one-shot recording: threads of `pid` that are blocked (S/D) right
+  // now would not show until they wake, or never when they sleep through
+  // the window. Their saved user registers and kernel stack come from a
+  // task iterator (dump_threads), the user stack from the user-space replay
+  // of the unwinder (unwind/user_unwind.h); each gets a start record as if
+  // it had switched out now. Returns how many threads were seeded.
+  Result<size_t> seed_blocked_threads(uint32_t pid);
+  // At the end of a one-shot recording: threads still switched out (their
+  // start records are pending) are accounted with now - start, like a
+  // switch-in now would, and handed to the subscribers. Call once, after
+  // the last drain(); the records stay (an agent must not call this).
+  void account_still_blocked();
+
  private:
   OffCpuProbe(Session& s, const OffCpuOptions& o);
   Session& session_;
   OffCpuOptions opts_;
   SkeletonPtr<offcpu_bpf> skel_;
   uint64_t blocks_ = 0;
+  uint64_t seeded_threads_ = 0;   // threads blocked when the recording started
+  uint64_t still_blocked_ = 0;    // threads still blocked when it ended
   uint64_t drain_wait_timeouts_ = 0;
   StackSubscribers subs_;
   mutable std::mutex totals_mu_;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "symbolize/debuginfod.h"
 #include "symbolize/symbolizer.h"
 
 namespace tickprobe {
@@ -102,6 +103,18 @@ std::string find_debug_file(Elf* elf, const std::string& path, const std::string
   return {};
 }
 
+// Local debug dirs first (no network), then debuginfod by build-id.
+std::string find_debug_file_anywhere(Elf* elf, const std::string& path, const std::string& build_id,
+                                     const DebugSearch& search) {
+  std::string local = find_debug_file(elf, path, build_id, search);
+  if (!local.empty() || !search.debuginfod || build_id.empty()) return local;
+  std::string fetched = debuginfod_find_debug_file(build_id);
+  if (fetched.empty()) return {};
+  struct stat binary_st;
+  if (::stat(path.c_str(), &binary_st) != 0) std::memset(&binary_st, 0, sizeof binary_st);
+  return debug_file_matches(fetched, binary_st, build_id, std::nullopt) ? fetched : std::string();
+}
+
 // Lower rank = better name among aliases at one address: sized over unsized,
 // global/weak over local, fewer leading underscores (getpid over __getpid),
 // then shorter.
@@ -167,9 +180,10 @@ std::shared_ptr<BinaryImage> BinaryImage::open_file(const std::string& path, con
     image->is_go_ = true;
     image->go_ = GoPclntab::parse(elf, &image->go_error_);
   }
+  image->fde_starts_ = eh_frame_fde_starts(elf);
   if (facts.has_debug_info) image->dwarf_path_ = path;
   if (!facts.has_symtab || !facts.has_debug_info) {
-    std::string debug = find_debug_file(elf, path, image->build_id_, search);
+    std::string debug = find_debug_file_anywhere(elf, path, image->build_id_, search);
     if (!debug.empty()) {
       image->debug_file_ = debug;
       if (!facts.has_debug_info) image->dwarf_path_ = debug;
@@ -204,6 +218,7 @@ std::shared_ptr<BinaryImage> BinaryImage::open_memory(std::vector<char> bytes, s
   image->build_id_ = read_build_id(elf);
   image->load_info_ = read_elf_load_info(elf).value_or(ElfLoadInfo{});
   image->add_symbols(elf);
+  image->fde_starts_ = eh_frame_fde_starts(elf);
   elf_end(elf);
   image->finish_symbols();
   image->memory_image_.clear();  // symbols are copied; no DWARF in the vdso image
@@ -274,6 +289,21 @@ int64_t BinaryImage::lookup(uint64_t vaddr) const {
     if (symbols_[j].size != 0 && vaddr < symbols_[j].addr + symbols_[j].size) return j;
   }
   return -1;
+}
+
+std::optional<uint64_t> BinaryImage::fde_function(uint64_t vaddr) const {
+  auto it = std::upper_bound(fde_starts_.begin(), fde_starts_.end(), vaddr);
+  if (it == fde_starts_.begin()) return std::nullopt;
+  uint64_t start = *(it - 1);
+  // Past the last FDE: only inside the executable segment that holds it.
+  if (it == fde_starts_.end()) {
+    for (const PtLoad& seg : load_info_.segments) {
+      if (seg.executable() && start >= seg.p_vaddr && start < seg.p_vaddr + seg.p_memsz)
+        return vaddr < seg.p_vaddr + seg.p_memsz ? std::optional<uint64_t>(start) : std::nullopt;
+    }
+    return std::nullopt;
+  }
+  return start;
 }
 
 const std::string& BinaryImage::name(int64_t index, bool demangled) {

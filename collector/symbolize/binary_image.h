@@ -22,6 +22,7 @@ struct DebugSearch {
   std::vector<std::string> debug_dirs;  // e.g. {"/usr/lib/debug"}; searched under root_prefix, then as is
   std::string root_prefix;              // "" or e.g. "/proc/123/root" or a sysroot
   std::string original_path;            // the binary's path as its process sees it (for debuglink dirs)
+  bool debuginfod = true;               // ask debuginfod (when DEBUGINFOD_URLS is set) after the local dirs
 };
 
 // One source location, innermost first when inlined frames are expanded.
@@ -73,6 +74,12 @@ class BinaryImage {
   // Demangled (when `demangled`) name, cached per symbol.
   const std::string& name(int64_t index, bool demangled);
 
+  // Start (ELF vaddr) of the .eh_frame FDE whose function holds `vaddr`: the
+  // last FDE start at or below it, if the next one (or the end of the
+  // executable segment) lies above. For code no symbol names (stripped
+  // binaries with no debug file), so samples still group by function.
+  std::optional<uint64_t> fde_function(uint64_t vaddr) const;
+
   // st_value of a function symbol by exact mangled or demangled name.
   std::optional<uint64_t> find(const std::string& name);
 
@@ -100,6 +107,7 @@ class BinaryImage {
   std::string names_;               // NUL-separated name pool
   std::vector<std::string> demangled_;
   std::vector<char> memory_image_;  // owns the bytes of an in-memory ELF
+  std::vector<uint64_t> fde_starts_;  // sorted, from .eh_frame_hdr
   bool has_symtab_ = false;
   bool is_go_ = false;
   std::unique_ptr<GoPclntab> go_;

@@ -182,4 +182,88 @@ std::optional<uint32_t> file_crc32(const std::string& path) {
   return static_cast<uint32_t>(crc);
 }
 
+namespace {
+
+// Reads one pointer encoded per DW_EH_PE_* from .eh_frame_hdr.
+bool read_encoded(const uint8_t*& p, const uint8_t* end, uint8_t enc, uint64_t section_addr,
+                  const uint8_t* section_start, uint64_t* out) {
+  if (enc == 0xff) return false;  // DW_EH_PE_omit
+  uint64_t pos_addr = section_addr + static_cast<uint64_t>(p - section_start);
+  int64_t value = 0;
+  switch (enc & 0x0f) {
+    case 0x00:  // absptr
+    case 0x04:  // udata8
+    case 0x0c: {  // sdata8
+      if (end - p < 8) return false;
+      std::memcpy(&value, p, 8);
+      p += 8;
+      break;
+    }
+    case 0x03: {  // udata4
+      if (end - p < 4) return false;
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      value = v;
+      p += 4;
+      break;
+    }
+    case 0x0b: {  // sdata4
+      if (end - p < 4) return false;
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      value = v;
+      p += 4;
+      break;
+    }
+    default:
+      return false;
+  }
+  switch (enc & 0x70) {
+    case 0x00: break;                              // absolute
+    case 0x10: value += pos_addr; break;           // pcrel
+    case 0x30: value += section_addr; break;       // datarel (relative to .eh_frame_hdr)
+    default: return false;
+  }
+  *out = static_cast<uint64_t>(value);
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint64_t> eh_frame_fde_starts(Elf* elf) {
+  std::vector<uint64_t> starts;
+  size_t shstrndx;
+  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return starts;
+  Elf_Scn* scn = nullptr;
+  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh)) continue;
+    const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+    if (!name || std::strcmp(name, ".eh_frame_hdr") != 0) continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data || data->d_size < 4) return starts;
+    auto* base = static_cast<const uint8_t*>(data->d_buf);
+    const uint8_t* p = base;
+    const uint8_t* end = base + data->d_size;
+    uint8_t version = *p++;
+    uint8_t ptr_enc = *p++;
+    uint8_t count_enc = *p++;
+    uint8_t table_enc = *p++;
+    if (version != 1) return starts;
+    uint64_t eh_frame_ptr, count;
+    if (!read_encoded(p, end, ptr_enc, sh.sh_addr, base, &eh_frame_ptr)) return starts;
+    if (!read_encoded(p, end, count_enc, sh.sh_addr, base, &count)) return starts;
+    starts.reserve(count);
+    for (uint64_t i = 0; i < count; i++) {
+      uint64_t loc, fde;
+      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &loc)) break;
+      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &fde)) break;
+      starts.push_back(loc);
+    }
+    break;
+  }
+  return starts;
+}
+
+
 }  // namespace tickprobe

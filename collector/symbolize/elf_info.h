@@ -69,4 +69,10 @@ std::optional<DebugLink> read_debuglink(Elf* elf);
 // CRC32 of a whole file as .gnu_debuglink defines it (zlib's crc32).
 std::optional<uint32_t> file_crc32(const std::string& path);
 
+// Start addresses (ELF vaddr, ascending) of the functions described by
+// .eh_frame, from .eh_frame_hdr's sorted search table; empty without one.
+// Stripped binaries keep .eh_frame (unwinding needs it), so these are the
+// function boundaries that survive strip --strip-all.
+std::vector<uint64_t> eh_frame_fde_starts(Elf* elf);
+
 }  // namespace tickprobe

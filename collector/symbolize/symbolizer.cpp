@@ -201,6 +201,7 @@ struct Symbolizer::Impl {
   std::shared_ptr<BinaryImage> open_mapping(uint32_t pid, const Mapping& m) {
     DebugSearch search;
     search.debug_dirs = opts.debug_dirs;
+    search.debuginfod = opts.debuginfod;
     search.original_path = m.path;
     if (!opts.sysroot.empty()) {
       search.root_prefix = opts.sysroot;
@@ -319,6 +320,16 @@ struct Symbolizer::Impl {
       if (int64_t fn = go->lookup(vaddr); fn >= 0) f.function = std::string(go->name(fn));
     }
     if (f.function.empty() && sym >= 0) f.function = image.name(sym, opts.demangle);
+    if (f.function.empty() && opts.fde_names) {
+      if (auto start = image.fde_function(vaddr)) {
+        std::string base = range->module;
+        if (auto slash = base.rfind('/'); slash != std::string::npos) base = base.substr(slash + 1);
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "func@0x%" PRIx64 " in ", *start);
+        f.function = buf + base;
+        ++stats.fde_named_frames;
+      }
+    }
     if (opts.line_info) {
       const std::vector<SourceFrame>& src = image.source_frames(vaddr);
       for (const SourceFrame& s : src) {
@@ -420,6 +431,7 @@ std::optional<uint64_t> Symbolizer::find_symbol_address(const std::string& elf_p
   std::lock_guard<std::mutex> lock(impl_->mu);
   DebugSearch search;
   search.debug_dirs = impl_->opts.debug_dirs;
+  search.debuginfod = impl_->opts.debuginfod;
   search.original_path = elf_path;
   search.root_prefix = impl_->opts.sysroot;
   auto image = impl_->get_binary(impl_->opts.sysroot + elf_path, search);

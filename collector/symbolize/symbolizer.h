@@ -33,6 +33,13 @@ struct SymbolizerOptions {
   // <dir><binary's dir>/<debuglink name> (and <dir>/<debuglink name>). Each is
   // looked up inside the process's root first, then on the host.
   std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
+  // After the debug dirs, ask debuginfod by build-id when DEBUGINFOD_URLS is
+  // set (symbolize/debuginfod.h).
+  bool debuginfod = true;
+  // Code no symbol covers is named after its .eh_frame FDE ("func@0x1230 in
+  // foo", the FDE's ELF vaddr), so a stripped binary's samples still group
+  // by function.
+  bool fde_names = true;
 };
 
 struct SymbolizerStats {
@@ -43,6 +50,7 @@ struct SymbolizerStats {
   uint64_t processes_cached = 0;
   uint64_t process_evictions = 0;
   uint64_t unknown_frames = 0;  // addresses no symbol covered
+  uint64_t fde_named_frames = 0;  // named func@0x... after their .eh_frame FDE (no symbol)
   uint64_t resolved_frames = 0;
 };
 

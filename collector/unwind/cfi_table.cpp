@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "symbolize/elf_info.h"
+
 namespace tickprobe {
 namespace {
 
@@ -26,86 +28,6 @@ struct ElfCloser {
     if (fd >= 0) close(fd);
   }
 };
-
-// Reads one pointer encoded per DW_EH_PE_* from .eh_frame_hdr.
-bool read_encoded(const uint8_t*& p, const uint8_t* end, uint8_t enc, uint64_t section_addr,
-                  const uint8_t* section_start, uint64_t* out) {
-  if (enc == 0xff) return false;  // DW_EH_PE_omit
-  uint64_t pos_addr = section_addr + static_cast<uint64_t>(p - section_start);
-  int64_t value = 0;
-  switch (enc & 0x0f) {
-    case 0x00:  // absptr
-    case 0x04:  // udata8
-    case 0x0c: {  // sdata8
-      if (end - p < 8) return false;
-      std::memcpy(&value, p, 8);
-      p += 8;
-      break;
-    }
-    case 0x03: {  // udata4
-      if (end - p < 4) return false;
-      uint32_t v;
-      std::memcpy(&v, p, 4);
-      value = v;
-      p += 4;
-      break;
-    }
-    case 0x0b: {  // sdata4
-      if (end - p < 4) return false;
-      int32_t v;
-      std::memcpy(&v, p, 4);
-      value = v;
-      p += 4;
-      break;
-    }
-    default:
-      return false;
-  }
-  switch (enc & 0x70) {
-    case 0x00: break;                              // absolute
-    case 0x10: value += pos_addr; break;           // pcrel
-    case 0x30: value += section_addr; break;       // datarel (relative to .eh_frame_hdr)
-    default: return false;
-  }
-  *out = static_cast<uint64_t>(value);
-  return true;
-}
-
-// Function start addresses from .eh_frame_hdr's sorted search table.
-std::vector<uint64_t> fde_starts_from_hdr(Elf* elf) {
-  std::vector<uint64_t> starts;
-  size_t shstrndx;
-  if (elf_getshdrstrndx(elf, &shstrndx) != 0) return starts;
-  Elf_Scn* scn = nullptr;
-  while ((scn = elf_nextscn(elf, scn)) != nullptr) {
-    GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh)) continue;
-    const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
-    if (!name || std::strcmp(name, ".eh_frame_hdr") != 0) continue;
-    Elf_Data* data = elf_getdata(scn, nullptr);
-    if (!data || data->d_size < 4) return starts;
-    auto* base = static_cast<const uint8_t*>(data->d_buf);
-    const uint8_t* p = base;
-    const uint8_t* end = base + data->d_size;
-    uint8_t version = *p++;
-    uint8_t ptr_enc = *p++;
-    uint8_t count_enc = *p++;
-    uint8_t table_enc = *p++;
-    if (version != 1) return starts;
-    uint64_t eh_frame_ptr, count;
-    if (!read_encoded(p, end, ptr_enc, sh.sh_addr, base, &eh_frame_ptr)) return starts;
-    if (!read_encoded(p, end, count_enc, sh.sh_addr, base, &count)) return starts;
-    starts.reserve(count);
-    for (uint64_t i = 0; i < count; i++) {
-      uint64_t loc, fde;
-      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &loc)) break;
-      if (!read_encoded(p, end, table_enc, sh.sh_addr, base, &fde)) break;
-      starts.push_back(loc);
-    }
-    break;
-  }
-  return starts;
-}
 
 // Function starts from the symbol tables, for binaries without .eh_frame_hdr.
 std::vector<uint64_t> starts_from_symbols(Elf* elf) {
@@ -267,15 +189,9 @@ CfaExpression classify_cfa_expression(const Dwarf_Op* ops, size_t nops) {
   return e;
 }
 
-Result<CfiTable> build_cfi_table(const std::string& path) {
-  elf_version(EV_CURRENT);
-  ElfCloser h;
-  h.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (h.fd < 0) return Error::from_errno("failed to open " + path, errno);
-  h.elf = elf_begin(h.fd, ELF_C_READ_MMAP, nullptr);
-  if (!h.elf || elf_kind(h.elf) != ELF_K_ELF)
-    return Error("failed to read ELF " + path + ": " + elf_errmsg(-1));
+namespace {
 
+CfiTable build_cfi_table_elf(ElfCloser& h) {
   CfiTable table;
   size_t nphdr = 0;
   if (elf_getphdrnum(h.elf, &nphdr) == 0) {
@@ -298,7 +214,8 @@ Result<CfiTable> build_cfi_table(const std::string& path) {
     return table;  // no CFI at all: the BPF side walks frame pointers
   }
 
-  std::vector<uint64_t> starts = fde_starts_from_hdr(h.elf);
+
+  std::vector<uint64_t> starts = eh_frame_fde_starts(h.elf);
   if (starts.empty()) starts = starts_from_symbols(h.elf);
 
   uint64_t covered_until = 0;
@@ -361,6 +278,27 @@ Result<CfiTable> build_cfi_table(const std::string& path) {
     if (r.cfa_type == TP_CFA_DEREF_RSP || r.cfa_type == TP_CFA_DEREF_RBP) table.stats.deref_rows++;
   }
   return table;
+}
+
+}  // namespace
+
+Result<CfiTable> build_cfi_table(const std::string& path) {
+  elf_version(EV_CURRENT);
+  ElfCloser h;
+  h.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (h.fd < 0) return Error::from_errno("failed to open " + path, errno);
+  h.elf = elf_begin(h.fd, ELF_C_READ_MMAP, nullptr);
+  if (!h.elf || elf_kind(h.elf) != ELF_K_ELF)
+    return Error("failed to read ELF " + path + ": " + elf_errmsg(-1));
+  return build_cfi_table_elf(h);
+}
+
+Result<CfiTable> build_cfi_table_memory(const std::vector<char>& image) {
+  elf_version(EV_CURRENT);
+  ElfCloser h;
+  h.elf = elf_memory(const_cast<char*>(image.data()), image.size());
+  if (!h.elf || elf_kind(h.elf) != ELF_K_ELF) return Error(std::string("failed to read in-memory ELF: ") + elf_errmsg(-1));
+  return build_cfi_table_elf(h);
 }
 
 uint64_t load_bias(const std::vector<ElfLoadSegment>& loads, uint64_t map_start, uint64_t file_offset) {

@@ -68,6 +68,9 @@ struct CfiTable {
 
 // Builds the table for an ELF file on disk.
 Result<CfiTable> build_cfi_table(const std::string& path);
+// Builds the table for an ELF image in memory (the vDSO, read from the
+// target's [vdso] mapping). `image` must outlive the call only.
+Result<CfiTable> build_cfi_table_memory(const std::vector<char>& image);
 
 // The bias (runtime address - ELF virtual address) of a mapping that maps
 // the file at file_offset to runtime address map_start.

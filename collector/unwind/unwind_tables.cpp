@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <linux/types.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,20 @@ std::string binary_path_for(uint32_t pid, const std::string& path, uint64_t star
                 static_cast<unsigned long>(end));
   if (access(buf, R_OK) == 0) return buf;
   return path;
+}
+
+// The target's [vdso] mapping, read through /proc/PID/mem. One kernel has
+// one vDSO, so its table is built once and serves every process.
+std::vector<char> read_vdso(uint32_t pid, uint64_t start, uint64_t end) {
+  std::vector<char> bytes;
+  if (end <= start || end - start > (1u << 20)) return bytes;
+  int fd = ::open(("/proc/" + std::to_string(pid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return bytes;
+  bytes.resize(end - start);
+  ssize_t n = ::pread(fd, bytes.data(), bytes.size(), static_cast<off_t>(start));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(bytes.size())) bytes.clear();
+  return bytes;
 }
 
 Status write_rows(int fd, uint32_t start, const std::vector<tp_unwind_row>& rows) {
@@ -90,7 +105,9 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
       if (!layout.error().hint.empty()) TP_LOG_WARN("hint: %s", layout.error().hint.c_str());
     }
   }
-  auto table = build_cfi_table(open_path);
+  // The vDSO has no file but carries .eh_frame: stacks that start in
+  // clock_gettime/gettimeofday/time keep their callers only with its table.
+  auto table = path == "[vdso]" ? build_cfi_table_memory(read_vdso(pid, start, end)) : build_cfi_table(open_path);
   if (!table) {
     stats_.build_errors++;
     TP_LOG_DEBUG("no unwind table for %s: %s", path.c_str(), table.error().message.c_str());
@@ -149,9 +166,11 @@ Result<bool> UnwindTables::update_process(uint32_t pid) {
     out.start = m.start;
     out.end = m.end;
     bool file_backed = !m.path.empty() && m.path[0] == '/' && m.inode != 0;
-    if (file_backed) {
-      uint64_t dev = (static_cast<uint64_t>(m.dev_major) << 32) | m.dev_minor;
-      const Binary& b = binary_for(pid, m.path, dev, m.inode, m.start, m.end);
+    bool vdso = m.path == "[vdso]";
+    if (file_backed || vdso) {
+      // The vDSO is keyed by a (dev, inode) no file has: (~0, 0).
+      uint64_t dev = vdso ? ~0ULL : (static_cast<uint64_t>(m.dev_major) << 32) | m.dev_minor;
+      const Binary& b = binary_for(pid, m.path, dev, vdso ? 0 : m.inode, m.start, m.end);
       out.bias = load_bias(b.loads, m.start, m.file_offset);
       out.row_start = b.row_start;
       out.row_count = b.row_count;

@@ -20,6 +20,13 @@
 
 namespace {
 
+// A frame's function without the " (file:line)" that --line-info adds to
+// its display name; the display name when the function is unknown.
+std::string frame_function(const nlohmann::json& f) {
+  std::string fn = f.value("function", "");
+  return fn.empty() ? f["name"].get<std::string>() : fn;
+}
+
 using namespace tickprobe::test;
 using nlohmann::json;
 
@@ -86,8 +93,8 @@ Shares shares(const json& prof) {
       s.frames += v;
       if (!f["function"].get<std::string>().empty()) s.named_frames += v;
     }
-    s.self[stack[0]["name"].get<std::string>()] += v;
-    s.root[stack[stack.size() - 1]["name"].get<std::string>()] += v;
+    s.self[frame_function(stack[0])] += v;
+    s.root[frame_function(stack[stack.size() - 1])] += v;
   }
   return s;
 }
@@ -116,7 +123,7 @@ TEST(GoProfile, LineInfoFromPclntab) {
   size_t burn = 0, with_line = 0;
   for (const auto& sample : prof["samples"]) {
     const auto& leaf = sample["stack"][0];
-    if (leaf["name"] != "main.burnCPU") continue;
+    if (frame_function(leaf) != "main.burnCPU") continue;
     ++burn;
     if (leaf["file"].get<std::string>().find("gameserver/main.go") != std::string::npos && leaf["line"] > 0)
       ++with_line;
@@ -232,18 +239,18 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
     const auto& stack = sample["stack"];
     if (stack.empty()) continue;
     samples += v;
-    std::string root = stack[stack.size() - 1]["name"];
+    std::string root = frame_function(stack[stack.size() - 1]);
     roots[root] += v;
     if (goroutine_root(root))
       rooted += v;
     else if (system_root(root))
       system += v;
     for (const auto& f : stack)
-      if (f["name"] == "runtime.systemstack_switch") {
+      if (frame_function(f) == "runtime.systemstack_switch") {
         through_g0 += v;
         break;
       }
-    self[stack[0]["name"].get<std::string>()] += v;
+    self[frame_function(stack[0])] += v;
   }
   ASSERT_GT(samples, 1000) << prof.dump().substr(0, 2000);
   std::printf(

@@ -111,7 +111,7 @@ TEST(UnwindBpf, TlsHandshakesReachTheServerCode) {
   ASSERT_TRUE(j.is_object());
   // Among samples with a libcrypto frame (the handshake's CPU), the share
   // that also has a frame in the openssl binary: Debian's openssl is
-  // stripped, so its frames are "[unknown] in openssl+0x..." and are matched
+  // stripped, so its frames are "func@0x... in openssl" (FDE names) and are matched
   // by module (the outermost is s_server's www_body/sv_body, under which
   // BIO_gets/SSL_read drive the handshake).
   double crypto = 0, reached = 0;

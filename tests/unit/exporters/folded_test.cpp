@@ -99,5 +99,27 @@ TEST(Folded, WritesToSink) {
   EXPECT_EQ(sink.str(), *render_folded(make_sample_profile(), opts));
 }
 
+// --line-info: each frame carries its source line, so the two call sites
+// of tick_physics (lines 17 and 23) are two frames; without it they merge.
+TEST(Folded, LineInfoNamesFramesByFileAndLine) {
+  FoldedOptions opts;
+  opts.value_index = 0;
+  opts.line_info = true;
+  auto text = render_folded(make_sample_profile(), opts);
+  ASSERT_TRUE(text) << text.error().message;
+  EXPECT_NE(text->find("main (main.cpp:42);tick_loop (tick.cpp:88);tick_physics (physics.cpp:17) 4\n"),
+            std::string::npos)
+      << *text;
+  EXPECT_NE(text->find(";tick_physics (physics.cpp:23);std::vector<int>::push_back (stl_vector.h:1287) 5\n"),
+            std::string::npos)
+      << *text;
+  // Frames without a file keep their plain name.
+  EXPECT_NE(text->find(";[unknown] in libgameplugin.so+0x1234 1\n"), std::string::npos) << *text;
+  opts.line_info = false;
+  auto plain = render_folded(make_sample_profile(), opts);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->find("(physics.cpp"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tickprobe

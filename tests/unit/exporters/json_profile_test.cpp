@@ -77,5 +77,19 @@ TEST(JsonProfile, WritesToSink) {
   EXPECT_EQ(sink.str(), *render_json_profile(make_sample_profile()));
 }
 
+TEST(JsonProfile, LineInfoInFrameNamesAndTopFunctions) {
+  JsonProfileOptions o;
+  o.top_limit = 50;
+  o.line_info = true;
+  auto j = profile_to_json(testing::make_sample_profile(), o);
+  ASSERT_TRUE(j);
+  bool frame_seen = false, row_seen = false;
+  for (const auto& s : (*j)["samples"])
+    for (const auto& f : s["stack"]) frame_seen |= f["name"] == "tick_physics (physics.cpp:23)";
+  for (const auto& r : (*j)["top_functions"]) row_seen |= r["name"] == "tick_physics (physics.cpp:17)";
+  EXPECT_TRUE(frame_seen);
+  EXPECT_TRUE(row_seen);
+}
+
 }  // namespace
 }  // namespace tickprobe

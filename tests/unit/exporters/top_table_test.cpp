@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "golden.h"
 #include "sample_profile.h"
 
@@ -75,6 +77,20 @@ TEST(TopTable, FormatThousands) {
   EXPECT_EQ(format_thousands(1000), "1,000");
   EXPECT_EQ(format_thousands(-1234567), "-1,234,567");
   EXPECT_EQ(format_thousands(INT64_MIN), "-9,223,372,036,854,775,808");
+}
+
+TEST(TopTable, LineInfoKeysRowsBySourceLine) {
+  TopTableOptions o;
+  o.value_index = 0;
+  o.line_info = true;
+  auto t = compute_top_table(make_sample_profile(), o);
+  ASSERT_TRUE(t);
+  std::map<std::string, int64_t> self;
+  for (const auto& r : t->rows) self[r.name] = r.self;
+  EXPECT_EQ(self["tick_physics (physics.cpp:17)"], 6);  // 4 + 2 (under the recursion)
+  EXPECT_EQ(self["std::vector<int>::push_back (stl_vector.h:1287)"], 5);
+  EXPECT_EQ(self.count("tick_physics"), 0u);
+  EXPECT_NE(render_top_table(*t).find("tick_physics (physics.cpp:17)"), std::string::npos);
 }
 
 }  // namespace
