@@ -80,6 +80,37 @@ HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest&
   return r;
 }
 
+// /debug/pprof/heap (inuse_space by default) and /debug/pprof/allocs
+// (alloc_space), Go-style: cumulative, or `?seconds=N` for the change over
+// the next N seconds.
+HttpResponse alloc_profile_endpoint(Agent& agent, bool heap, const HttpRequest& req) {
+  HttpResponse r;
+  double seconds = 0;
+  try {
+    seconds = std::stod(req.param("seconds", "0"));
+  } catch (...) {
+    r.status = 400;
+    r.body = "seconds must be a number\n";
+    return r;
+  }
+  auto prof = agent.alloc_profile(heap, seconds, g_stop);
+  if (!prof) {
+    r.status = 400;
+    r.body = prof.error().message + (prof.error().hint.empty() ? "" : "\nhint: " + prof.error().hint) + "\n";
+    return r;
+  }
+  auto bytes = render_pprof(*prof);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = heap ? "attachment; filename=\"heap.pb.gz\"" : "attachment; filename=\"allocs.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
 }  // namespace
 
 void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
@@ -125,6 +156,8 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /metrics                          Prometheus text format\n"
       "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
+      "  GET /debug/pprof/heap[?seconds=N]     with --leaks: memory in use per stack (Go heap profile)\n"
+      "  GET /debug/pprof/allocs[?seconds=N]   with --leaks: bytes allocated per stack (alloc_space default)\n"
       "  GET /healthz                           liveness\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
@@ -150,6 +183,10 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
                         [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kCpu, req); });
       server.handle_get("/debug/pprof/offcpu",
                         [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); });
+      server.handle_get("/debug/pprof/heap",
+                        [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, true, req); });
+      server.handle_get("/debug/pprof/allocs",
+                        [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, false, req); });
       server.handle_get("/healthz", [](const HttpRequest&) {
         HttpResponse r;
         r.body = "ok\n";

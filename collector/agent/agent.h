@@ -60,6 +60,12 @@ class Agent {
   // Records a profile of the next `seconds` (blocking; concurrent captures
   // are fine). Fails early when the kind is not enabled.
   Result<Profile> capture(ProfileKind kind, double seconds, const std::atomic<bool>& stop);
+  // The allocation profile (runtime/alloc_profile.h) of every traced
+  // process: cumulative since attach, or with seconds > 0 the change over
+  // the next `seconds` (Go's delta profiles). `inuse_default` picks
+  // inuse_space (/debug/pprof/heap) over alloc_space (/debug/pprof/allocs)
+  // as the default sample type. Fails when the alloc family is off.
+  Result<Profile> alloc_profile(bool inuse_default, double seconds, const std::atomic<bool>& stop);
   AgentStats stats() const;
   // Names of the running families.
   std::vector<std::string> family_names() const;

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/watch.h"
+#include "runtime/alloc_profile.h"
 #include "targets/target_spec.h"
 
 namespace tickprobe {
@@ -343,6 +344,49 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
     r.coroutines = build_coro_report(*rt, s, o.common.pid, std::max(elapsed, 1e-9), o.coro_min_age_s, o.top);
     for (const auto& m : rt_rep->missing) r.coroutines->notes.push_back("probe not found: " + m);
   }
+  return r;
+}
+
+Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o) {
+  auto session = open_session(o.common);
+  if (!session) return session.error();
+  Session& s = **session;
+  auto probe = AllocProbe::create(s, o.alloc);
+  if (!probe) return probe.error();
+  AllocProbe& ap = **probe;
+  auto rep = ap.attach_process(o.common.pid);
+  if (!rep) return rep.error();
+  if (o.on_attached) o.on_attached(*rep);
+  std::vector<LeakAttachedObject> objects = group_by_object(*rep);
+  auto wall_start = std::chrono::system_clock::now();
+  bool warned = false;
+  double elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+                         [&](double t) {
+                           auto c = ap.counters();
+                           if (!warned && t >= 5 && c[TP_CTR_ALLOC_CALLS] + c[TP_CTR_FREE_CALLS] == 0) {
+                             warned = true;
+                             TP_LOG_WARN("%s", no_allocator_calls_warning(o.common.pid, t, objects).c_str());
+                             TP_LOG_WARN("hint: %s", kNoAllocatorCallsHint);
+                           }
+                           char buf[160];
+                           std::snprintf(buf, sizeof(buf), "allocator calls %llu  sampled %llu  stacks %zu",
+                                         static_cast<unsigned long long>(c[TP_CTR_ALLOC_CALLS]),
+                                         static_cast<unsigned long long>(c[TP_CTR_ALLOCS_TRACKED]),
+                                         ap.stack_totals().size());
+                           return std::string(buf);
+                         });
+  AllocsResult r;
+  AllocProfileOptions po;
+  po.pid = o.common.pid;
+  po.default_type = AllocProfileDefault::kAllocSpace;
+  r.profile = build_alloc_profile(ap, s, ap.stack_totals(), po);
+  r.profile.time_nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  r.profile.duration_nanos = static_cast<int64_t>(elapsed * 1e9);
+  r.allocator_object = rep->allocator_object;
+  auto c = ap.counters();
+  if (c[TP_CTR_ALLOC_CALLS] + c[TP_CTR_FREE_CALLS] == 0)
+    r.warning = no_allocator_calls_warning(o.common.pid, elapsed, objects);
   return r;
 }
 
