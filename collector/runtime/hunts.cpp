@@ -390,4 +390,40 @@ Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o) {
   return r;
 }
 
+Result<Profile> run_growth_hunt(const GrowthHuntOptions& o) {
+  auto session = open_session(o.common);
+  if (!session) return session.error();
+  Session& s = **session;
+  auto probe = GrowthProbe::create(s, o.growth);
+  if (!probe) return probe.error();
+  GrowthProbe& gp = **probe;
+  StackAggregate agg(4);
+  gp.subscribe(&agg);
+  if (o.on_started) o.on_started();
+  auto wall_start = std::chrono::system_clock::now();
+  double elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+                         [&](double) {
+                           gp.drain();
+                           auto t = agg.totals();
+                           char buf[160];
+                           std::snprintf(buf, sizeof(buf), "page faults %.1f MiB  brk %.1f MiB  mmap %.1f MiB",
+                                         static_cast<double>(t[kGrowthFaultSpace]) / 1048576.0,
+                                         static_cast<double>(t[kGrowthBrkSpace]) / 1048576.0,
+                                         static_cast<double>(t[kGrowthMmapSpace]) / 1048576.0);
+                           return std::string(buf);
+                         });
+  gp.drain();
+  gp.unsubscribe(&agg);
+  Profile p = build_profile(agg, s, gp.shape());
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  p.duration_nanos = static_cast<int64_t>(elapsed * 1e9);
+  if (o.growth.fault_sample_every > 1)
+    p.comments.push_back("page faults sampled one in " + std::to_string(o.growth.fault_sample_every) +
+                         "; values scaled up");
+  p.comments.push_back("page_fault_space: first touches of anonymous pages (resident growth, 4 KiB each); "
+                       "brk_space, mmap_space: address space requested");
+  for (const auto& [name, value] : gp.counters().to_map(true)) p.counters[name] = value;
+  return p;
+}
+
 }  // namespace tickprobe

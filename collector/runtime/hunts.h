@@ -18,6 +18,7 @@
 #include "model/leak_detector.h"
 #include "model/runtime_reports.h"
 #include "probes/alloc.h"
+#include "probes/growth.h"
 #include "probes/runtime.h"
 #include "runtime/leak_tracker.h"
 #include "model/profile.h"
@@ -104,6 +105,18 @@ struct AllocsResult {
 };
 
 Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o);
+
+// ---------------------------------------------------------------- growth
+
+struct GrowthHuntOptions {
+  HuntCommon common;
+  GrowthOptions growth;
+  std::function<void()> on_started;  // the programs are attached; the watch starts
+};
+
+// The growth family's profile of one process over the watch (page-fault
+// bytes by default; brk and mmap bytes as further sample types).
+Result<Profile> run_growth_hunt(const GrowthHuntOptions& o);
 
 // The first frame that is not the allocator itself (malloc, operator new, ...).
 std::string allocation_site(const std::vector<std::string>& frames);
