@@ -111,6 +111,35 @@ HttpResponse alloc_profile_endpoint(Agent& agent, bool heap, const HttpRequest& 
   return r;
 }
 
+// /debug/pprof/growth?seconds=N (default 30): memory growth per stack.
+HttpResponse growth_endpoint(Agent& agent, const HttpRequest& req) {
+  HttpResponse r;
+  double seconds = 30;
+  try {
+    seconds = std::stod(req.param("seconds", "30"));
+  } catch (...) {
+    r.status = 400;
+    r.body = "seconds must be a number\n";
+    return r;
+  }
+  auto prof = agent.growth_profile(seconds, g_stop);
+  if (!prof) {
+    r.status = 400;
+    r.body = prof.error().message + (prof.error().hint.empty() ? "" : "\nhint: " + prof.error().hint) + "\n";
+    return r;
+  }
+  auto bytes = render_pprof(*prof);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = "attachment; filename=\"growth.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
 }  // namespace
 
 void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
@@ -158,6 +187,7 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
       "  GET /debug/pprof/heap[?seconds=N]     with --leaks: memory in use per stack (Go heap profile)\n"
       "  GET /debug/pprof/allocs[?seconds=N]   with --leaks: bytes allocated per stack (alloc_space default)\n"
+      "  GET /debug/pprof/growth?seconds=N      memory growth per stack: first-touch page faults, brk, mmap\n"
       "  GET /healthz                           liveness\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
@@ -187,6 +217,7 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
                         [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, true, req); });
       server.handle_get("/debug/pprof/allocs",
                         [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, false, req); });
+      server.handle_get("/debug/pprof/growth", [&ag](const HttpRequest& req) { return growth_endpoint(ag, req); });
       server.handle_get("/healthz", [](const HttpRequest&) {
         HttpResponse r;
         r.body = "ok\n";

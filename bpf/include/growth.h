@@ -2,9 +2,9 @@
 /*
  * Growth family: memory growth by user stack, at no cost per malloc. Three
  * sources, each its own value:
- *   - first touches of anonymous memory: user page faults on a page that is
- *     not present (exceptions:page_fault_user, error code without PROT) in a
- *     mapping with no file (bpf_find_vma): resident memory growing;
+ *   - first touches: user page faults writing a page that is not present
+ *     (exceptions:page_fault_user, error code WRITE without PROT or INSTR),
+ *     each a new private page: resident memory growing;
  *   - brk growth: the heap's break moving up (mm->brk before and after the
  *     syscall);
  *   - anonymous mmap: bytes of address space mapped (sys_enter_mmap with
@@ -48,6 +48,7 @@ struct growth_fault_record {
 };
 
 #define GROWTH_PF_PROT 0x1  /* the page was present: a protection fault, not a first touch */
+#define GROWTH_PF_WRITE 0x2  /* a write: a not-present page gets a new page */
 #define GROWTH_PF_INSTR 0x10 /* instruction fetch: code, file-backed */
 
 #endif /* TICKPROBE_GROWTH_H */

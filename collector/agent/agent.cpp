@@ -62,6 +62,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     if (!a->offcpu_) a->offcpu_ = dynamic_cast<OffCpuProbe*>(f.get());
     if (!a->runtime_) a->runtime_ = dynamic_cast<RuntimeProbe*>(f.get());
     if (!a->alloc_) a->alloc_ = dynamic_cast<AllocProbe*>(f.get());
+    if (!a->growth_) a->growth_ = dynamic_cast<GrowthProbe*>(f.get());
   }
   Agent* self = a.get();
   if (a->runtime_) {
@@ -321,6 +322,26 @@ Result<Profile> Agent::alloc_profile(bool inuse_default, double seconds, const s
   Profile p = build_alloc_profile(*alloc_, *session_, alloc_->stack_totals(), po);
   p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
   if (seconds > 0) p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  return p;
+}
+
+Result<Profile> Agent::growth_profile(double seconds, const std::atomic<bool>& stop) {
+  if (!growth_) return Error("memory-growth tracing is off in this agent", "start the agent without --disable growth");
+  if (!(seconds > 0) || seconds > opts_.max_capture_seconds)
+    return Error("seconds must be in (0, " + std::to_string(static_cast<int>(opts_.max_capture_seconds)) + "]");
+  ProfileShape shape = growth_->shape();
+  StackAggregate agg(shape.sample_types.size());
+  auto wall_start = std::chrono::system_clock::now();
+  growth_->subscribe(&agg);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline && !stop.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  drain_once();
+  growth_->unsubscribe(&agg);
+  Profile p = build_profile(agg, *session_, shape);
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  for (const auto& [k, v] : growth_->counters().to_map(true)) p.counters[k] = v;
   return p;
 }
 

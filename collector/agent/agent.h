@@ -20,6 +20,7 @@
 #include "model/hitch.h"
 #include "model/profile.h"
 #include "probes/alloc.h"
+#include "probes/growth.h"
 #include "probes/offcpu.h"
 #include "probes/profile.h"
 #include "probes/runtime.h"
@@ -66,6 +67,9 @@ class Agent {
   // inuse_space (/debug/pprof/heap) over alloc_space (/debug/pprof/allocs)
   // as the default sample type. Fails when the alloc family is off.
   Result<Profile> alloc_profile(bool inuse_default, double seconds, const std::atomic<bool>& stop);
+  // The growth family's profile of the next `seconds` (page-fault, brk and
+  // mmap bytes per stack). Fails when the growth family is off.
+  Result<Profile> growth_profile(double seconds, const std::atomic<bool>& stop);
   AgentStats stats() const;
   // Names of the running families.
   std::vector<std::string> family_names() const;
@@ -90,6 +94,7 @@ class Agent {
   OffCpuProbe* offcpu_ = nullptr;
   RuntimeProbe* runtime_ = nullptr;
   AllocProbe* alloc_ = nullptr;
+  GrowthProbe* growth_ = nullptr;
   struct PendingAttach {
     Family* family;
     std::chrono::steady_clock::time_point first;

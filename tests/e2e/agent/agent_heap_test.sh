@@ -5,7 +5,9 @@
 #                                  warm cache (never freed) hold the memory;
 #   /debug/pprof/allocs?seconds=3  alloc_space by default, a 3 s delta: the
 #                                  pool's churn and the leak at their known
-#                                  ratio (1.125 x 8 KiB x 100/s : 256 KiB/s).
+#                                  ratio (1.125 x 8 KiB x 100/s : 256 KiB/s);
+#   /debug/pprof/growth?seconds=3  page_fault_space: the leak's fresh memory
+#                                  (the pool reuses freed chunks).
 # The leak fixture (tests/fixtures/leak) waits for SIGUSR1 until the agent
 # is up, so the allocation probes see its timed part from the start.
 set -euo pipefail
@@ -31,10 +33,14 @@ kill -USR1 "$FX"
 sleep 3
 curl -sf -o "$WORK/heap.pb.gz" "$AGENT_URL/debug/pprof/heap" || fail "GET /debug/pprof/heap"
 curl -sf -o "$WORK/allocs.pb.gz" "$AGENT_URL/debug/pprof/allocs?seconds=3" || fail "GET /debug/pprof/allocs?seconds=3"
+# The growth family (on by default): the leak memsets fresh heap, so its
+# first touches (brk growth of glibc's heap) are where memory grows.
+curl -sf -o "$WORK/growth.pb.gz" "$AGENT_URL/debug/pprof/growth?seconds=3" || fail "GET /debug/pprof/growth?seconds=3"
+go tool pprof -top -unit=B "$WORK/growth.pb.gz" > "$WORK/growth.txt" 2>&1 || { cat "$WORK/growth.txt"; fail "pprof growth"; }
 go tool pprof -top -unit=B "$WORK/heap.pb.gz" > "$WORK/heap.txt" 2>&1 || { cat "$WORK/heap.txt"; fail "pprof heap"; }
 go tool pprof -top -unit=B "$WORK/allocs.pb.gz" > "$WORK/allocs.txt" 2>&1 || { cat "$WORK/allocs.txt"; fail "pprof allocs"; }
 
-python3 - "$WORK/heap.txt" "$WORK/allocs.txt" <<'PY' || fail "allocation profiles disagree with the fixture (see above)"
+python3 - "$WORK/heap.txt" "$WORK/allocs.txt" "$WORK/growth.txt" <<'PY' || fail "allocation profiles disagree with the fixture (see above)"
 import re, sys
 def rows(path):
     text = open(path).read()
@@ -60,6 +66,11 @@ print(f"allocs delta 3 s: pool_churn {pool:.0f} B, leak_memory_slowly {leak_a:.0
 if abs(leak_a - 3 * 262144) > 0.1 * 3 * 262144: bad.append("allocs delta: leak bytes not 3 s worth")
 if abs(pool / max(leak_a, 1) - 3.52) > 0.1 * 3.52: bad.append("allocs delta: pool/leak ratio")
 if cum(allocs, "warm_cache_fill") > 0: bad.append("allocs delta includes the cache filled before the window")
+growth_text, growth = rows(sys.argv[3])
+g = cum(growth, "leak_memory_slowly")
+print(f"growth 3 s: leak_memory_slowly first touches {g:.0f} B (leaked about {3 * 262144} B)")
+if "Type: page_fault_space" not in growth_text: bad.append("growth's default is not page_fault_space")
+if not (0.5 * 3 * 262144 <= g <= 1.5 * 3 * 262144): bad.append("growth: the leak's first touches")
 if bad:
     print(heap_text); print(allocs_text)
     sys.exit("bad: " + ", ".join(bad))
