@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -258,7 +259,9 @@ struct Symbolizer::Impl {
       } else {
         r.module = m.path;
         r.mapped_path = m.path;
-        if ((!exe_link.empty() && m.path == exe_link) || (have_exe && m.inode == exe_st.st_ino && m.inode != 0)) {
+        bool same_file = have_exe && m.inode != 0 && m.inode == exe_st.st_ino &&
+                         m.dev_major == major(exe_st.st_dev) && m.dev_minor == minor(exe_st.st_dev);
+        if ((!exe_link.empty() && m.path == exe_link) || same_file) {
           r.main_executable = true;
           if (!invoked.empty()) r.module = invoked;
         }
