@@ -77,7 +77,7 @@ void register_growth(CLI::App& app, GlobalOptions& g, Action& run) {
   auto a = std::make_shared<GrowthArgs>();
   auto* cmd = app.add_subcommand(
       "growth",
-      "memory growth per stack at no cost per malloc: first-touch page faults on anonymous memory, brk and "
+      "memory growth per stack at no cost per malloc: first-touch page faults (writes to new pages), brk and "
       "anonymous mmap (tracepoints)");
   cmd->add_option("-p,--pid", a->hunt.common.pid, "process to profile")->required()->group("Target");
   cmd->add_option("-d,--duration", a->hunt.common.duration_s, "seconds to record (0 = until Ctrl-C)")
@@ -107,9 +107,7 @@ void register_growth(CLI::App& app, GlobalOptions& g, Action& run) {
           std::fflush(stderr);
         };
       if (!g.quiet)
-        a->hunt.on_started = [a] {
-          std::fprintf(stderr, "tickprobe growth: tracing pid %u\n", a->hunt.common.pid);
-        };
+        a->hunt.on_started = [a] { std::fprintf(stderr, "tickprobe growth: tracing pid %u\n", a->hunt.common.pid); };
       auto r = run_growth_hunt(a->hunt);
       if (!g.quiet && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
       if (!r) return r.error();

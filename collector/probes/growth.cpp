@@ -2,10 +2,10 @@
 
 #include <linux/types.h>
 
+#include "bpf/include/growth.h"
 #include "core/count_slots.h"
 #include "core/map_read.h"
 #include "core/session.h"
-#include "bpf/include/growth.h"
 #include "growth.skel.h"
 
 namespace tickprobe {
@@ -40,8 +40,8 @@ void GrowthProbe::drain() {
       fd,
       [&](const growth_key& k, const growth_value& v) {
         agg.add(StackAggKey::from_bpf(k.tgid, k.pid, k.user_stack, 0, k.comm, sizeof(k.comm)),
-                {static_cast<int64_t>(v.fault_bytes), static_cast<int64_t>(v.faults),
-                 static_cast<int64_t>(v.brk_bytes), static_cast<int64_t>(v.mmap_bytes)});
+                {static_cast<int64_t>(v.fault_bytes), static_cast<int64_t>(v.faults), static_cast<int64_t>(v.brk_bytes),
+                 static_cast<int64_t>(v.mmap_bytes)});
         GrowthTotals& t = by_pid[k.tgid];
         t.fault_bytes += static_cast<double>(v.fault_bytes);
         t.faults += static_cast<double>(v.faults);
@@ -66,10 +66,11 @@ void GrowthProbe::detach(uint32_t pid) {
 }
 
 void GrowthProbe::metrics(MetricsSnapshot& out) const {
-  auto bytes = metric_family("tickprobe_target_memory_growth_bytes_total",
-                             "Memory growth of a traced process by source: first-touch page faults on anonymous "
-                             "memory (page_fault), heap break growth (brk), anonymous mmap lengths (mmap).",
-                             MetricType::kCounter);
+  auto bytes =
+      metric_family("tickprobe_target_memory_growth_bytes_total",
+                    "Memory growth of a traced process by source: first-touch page faults, i.e. writes to new pages "
+                    "(page_fault), heap break growth (brk), anonymous mmap lengths (mmap).",
+                    MetricType::kCounter);
   std::lock_guard<std::mutex> lock(totals_mu_);
   totals_.for_each([&](uint32_t pid, const GrowthTotals& t, bool) {
     std::string p = std::to_string(pid), comm = session_.process_name(pid);
@@ -82,8 +83,8 @@ void GrowthProbe::metrics(MetricsSnapshot& out) const {
 
 ProfileShape GrowthProbe::shape() const {
   ProfileShape s;
-  s.sample_types = {{"page_fault_space", "bytes"}, {"page_faults", "count"}, {"brk_space", "bytes"},
-                    {"mmap_space", "bytes"}};
+  s.sample_types = {
+      {"page_fault_space", "bytes"}, {"page_faults", "count"}, {"brk_space", "bytes"}, {"mmap_space", "bytes"}};
   s.period_type = {"page_fault_space", "bytes"};
   s.period = static_cast<int64_t>(opts_.fault_sample_every) * GROWTH_PAGE_SIZE;
   s.include_kernel = false;
@@ -99,7 +100,7 @@ Counters GrowthProbe::counters() const {
 
 FamilySpec growth_family_spec() {
   return {"growth",
-          "memory growth per stack: first-touch page faults on anonymous memory, brk and anonymous mmap "
+          "memory growth per stack: first-touch page faults (writes to new pages), brk and anonymous mmap "
           "(tracepoints; nothing per malloc)",
           true,
           {"fault_sample_every", "faults", "syscalls", "max_counts"},

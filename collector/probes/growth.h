@@ -1,5 +1,5 @@
 // Growth family (bpf/growth.bpf.c): memory growth per thread and user
-// stack, from first-touch page faults on anonymous memory and brk/mmap
+// stack, from first-touch page faults (writes to not-present pages) and brk/mmap
 // growth, filtered to targets in the kernel. Costs nothing per malloc: a
 // program runs per page fault, brk and mmap of a target (measured in
 // docs/overhead.md).

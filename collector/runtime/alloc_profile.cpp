@@ -9,10 +9,12 @@ namespace tickprobe {
 
 bool is_allocator_frame(const std::string& f) {
   static const std::set<std::string> alloc_fns = {
-      "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc",
-      "pvalloc", "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__posix_memalign",
-      "_int_malloc", "_int_realloc", "_int_memalign", "_mid_memalign", "tcache_init", "malloc_hook_ini",
-      "mallocx", "rallocx", "mi_malloc", "mi_calloc", "mi_realloc", "mmap", "mmap64", "__mmap"};
+      "malloc",          "calloc",        "realloc",        "reallocarray",    "free",
+      "posix_memalign",  "aligned_alloc", "memalign",       "valloc",          "pvalloc",
+      "__libc_malloc",   "__libc_calloc", "__libc_realloc", "__libc_memalign", "__posix_memalign",
+      "_int_malloc",     "_int_realloc",  "_int_memalign",  "_mid_memalign",   "tcache_init",
+      "malloc_hook_ini", "mallocx",       "rallocx",        "mi_malloc",       "mi_calloc",
+      "mi_realloc",      "mmap",          "mmap64",         "__mmap"};
   if (alloc_fns.count(f)) return true;
   if (f.rfind("operator new", 0) == 0) return true;
   if (f.rfind("je_", 0) == 0 || f.rfind("tc_", 0) == 0 || f.rfind("mi_", 0) == 0) return true;
@@ -24,8 +26,8 @@ bool is_allocator_frame(const std::string& f) {
 Profile build_alloc_profile(const AllocProbe& probe, Session& session,
                             const std::map<AllocStackKey, AllocStackTotals>& totals, const AllocProfileOptions& opts) {
   ProfileShape shape;
-  shape.sample_types = {{"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"},
-                        {"inuse_space", "bytes"}};
+  shape.sample_types = {
+      {"alloc_objects", "count"}, {"alloc_space", "bytes"}, {"inuse_objects", "count"}, {"inuse_space", "bytes"}};
   shape.period_type = {"space", "bytes"};
   shape.period = static_cast<int64_t>(probe.options().sample_bytes);
   shape.label_key = "kind";
