@@ -83,6 +83,63 @@ HttpResponse profile_endpoint(Agent& agent, ProfileKind kind, const HttpRequest&
   return r;
 }
 
+// /debug/pprof/heap (inuse_space by default) and /debug/pprof/allocs
+// (alloc_space), Go-style: cumulative, or `?seconds=N` for the change over
+// the next N seconds.
+HttpResponse alloc_profile_endpoint(Agent& agent, bool heap, const HttpRequest& req) {
+  HttpResponse r;
+  double seconds = 0;
+  // Strict like the other endpoints; 0 (the default) is the cumulative profile.
+  if (!tinyhttp::parse_decimal_seconds(req.param("seconds", "0"), 0, 1e9, seconds)) {
+    r.status = 400;
+    r.body = "seconds must be a non-negative decimal number, e.g. seconds=30 (got \"" + req.param("seconds") + "\")\n";
+    return r;
+  }
+  auto prof = agent.alloc_profile(heap, seconds, g_stop);
+  if (!prof) {
+    r.status = 400;
+    r.body = prof.error().message + (prof.error().hint.empty() ? "" : "\nhint: " + prof.error().hint) + "\n";
+    return r;
+  }
+  auto bytes = render_pprof(*prof);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = heap ? "attachment; filename=\"heap.pb.gz\"" : "attachment; filename=\"allocs.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
+// /debug/pprof/growth?seconds=N (default 30): memory growth per stack.
+HttpResponse growth_endpoint(Agent& agent, const HttpRequest& req) {
+  HttpResponse r;
+  double seconds = 30;
+  if (!tinyhttp::parse_decimal_seconds(req.param("seconds", "30"), 0, 1e9, seconds) || !(seconds > 0)) {
+    r.status = 400;
+    r.body = "seconds must be a positive decimal number, e.g. seconds=30 (got \"" + req.param("seconds") + "\")\n";
+    return r;
+  }
+  auto prof = agent.growth_profile(seconds, g_stop);
+  if (!prof) {
+    r.status = 400;
+    r.body = prof.error().message + (prof.error().hint.empty() ? "" : "\nhint: " + prof.error().hint) + "\n";
+    return r;
+  }
+  auto bytes = render_pprof(*prof);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = "attachment; filename=\"growth.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
 }  // namespace
 
 void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
@@ -146,6 +203,9 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /metrics                          Prometheus text format\n"
       "  GET /debug/pprof/profile?seconds=N     CPU profile (pprof, gzipped protobuf)\n"
       "  GET /debug/pprof/offcpu?seconds=N      off-CPU profile (pprof)\n"
+      "  GET /debug/pprof/heap[?seconds=N]     with --leaks: memory in use per stack (Go heap profile)\n"
+      "  GET /debug/pprof/allocs[?seconds=N]   with --leaks: bytes allocated per stack (alloc_space default)\n"
+      "  GET /debug/pprof/growth?seconds=N      memory growth per stack: first-touch page faults, brk, mmap\n"
       "  GET /healthz                           200 \"ok\", or \"degraded: ...\" when a family failed to attach\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
@@ -182,6 +242,15 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       server.handle_get(
           "/debug/pprof/offcpu",
           [&ag](const HttpRequest& req) { return profile_endpoint(ag, ProfileKind::kOffCpu, req); },
+          HandlerKind::kLongRunning);
+      server.handle_get(
+          "/debug/pprof/heap", [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, true, req); },
+          HandlerKind::kLongRunning);
+      server.handle_get(
+          "/debug/pprof/allocs", [&ag](const HttpRequest& req) { return alloc_profile_endpoint(ag, false, req); },
+          HandlerKind::kLongRunning);
+      server.handle_get(
+          "/debug/pprof/growth", [&ag](const HttpRequest& req) { return growth_endpoint(ag, req); },
           HandlerKind::kLongRunning);
       // 200 either way (the agent is alive and serving); the body says
       // "ok", or "degraded: ..." naming the families that failed to attach

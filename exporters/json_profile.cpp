@@ -65,6 +65,20 @@ Result<nlohmann::ordered_json> profile_to_json(const Profile& profile, const Jso
   }
   if (options.include_samples) out["samples"] = std::move(samples);
 
+  // Only when the collector gave them (synthetic profiles have none).
+  if (!profile.mappings.empty()) {
+    json mappings = json::array();
+    for (const ProfileMapping& m : profile.mappings) {
+      json jm{{"pid", m.pid},       {"path", m.path},           {"start", hex(m.start)},
+              {"limit", hex(m.limit)}, {"file_offset", hex(m.file_offset)}, {"build_id", m.build_id},
+              {"main_executable", m.main_executable}};
+      // The file a symlinked executable resolves to (frames name the link).
+      if (!m.resolved_path.empty()) jm["resolved_path"] = m.resolved_path;
+      mappings.push_back(std::move(jm));
+    }
+    out["mappings"] = std::move(mappings);
+  }
+
   json counters = json::object();
   for (const auto& [k, v] : profile.counters) counters[k] = v;
   out["counters"] = std::move(counters);

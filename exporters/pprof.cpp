@@ -24,7 +24,7 @@ constexpr uint32_t kValueTypeType = 1, kValueTypeUnit = 2;
 constexpr uint32_t kSampleLocationId = 1, kSampleValue = 2, kSampleLabel = 3;
 constexpr uint32_t kLabelKey = 1, kLabelStr = 2, kLabelNum = 3;
 constexpr uint32_t kMappingId = 1, kMappingMemoryStart = 2, kMappingMemoryLimit = 3, kMappingFileOffset = 4,
-                   kMappingFilename = 5, kMappingHasFunctions = 7, kMappingHasFilenames = 8,
+                   kMappingFilename = 5, kMappingBuildId = 6, kMappingHasFunctions = 7, kMappingHasFilenames = 8,
                    kMappingHasLineNumbers = 9, kMappingHasInlineFrames = 10;
 constexpr uint32_t kLocationId = 1, kLocationMappingId = 2, kLocationAddress = 3, kLocationLine = 4;
 constexpr uint32_t kLineFunctionId = 1, kLineLine = 2;
@@ -49,6 +49,9 @@ class StringTable {
 struct MappingInfo {
   uint64_t id = 0;
   std::string module;
+  uint64_t file_offset = 0;
+  std::string build_id;
+  bool from_profile = false;  // ranges come from Profile::mappings, not from the frames
   uint64_t memory_start = std::numeric_limits<uint64_t>::max();
   uint64_t memory_limit = 0;
   bool all_functions = true;
@@ -128,24 +131,65 @@ class PprofBuilder {
     return w;
   }
 
+  // Profile::mappings that a frame falls into: same module, address inside.
+  const ProfileMapping* profile_mapping(const Frame& frame) const {
+    if (frame.module.empty() || frame.kernel) return nullptr;
+    auto it = profile_mappings_by_module_.find(frame.module);
+    if (it == profile_mappings_by_module_.end()) return nullptr;
+    for (size_t idx : it->second) {
+      const ProfileMapping& m = profile_.mappings[idx];
+      if (frame.address >= m.start && frame.address < m.limit) return &m;
+    }
+    return nullptr;
+  }
+
+  size_t add_profile_mapping(const ProfileMapping& pm) {
+    auto [it, inserted] = profile_mapping_slots_.try_emplace(&pm, mappings_.size());
+    if (inserted) {
+      MappingInfo m;
+      m.id = mappings_.size() + 1;
+      m.module = pm.path;
+      m.memory_start = pm.start;
+      m.memory_limit = pm.limit;
+      m.file_offset = pm.file_offset;
+      m.build_id = pm.build_id;
+      m.from_profile = true;
+      mappings_.push_back(std::move(m));
+    }
+    return it->second;
+  }
+
   // First pass: mapping ranges must be known before any Location refers to
-  // them.
+  // them. The main executables come first: pprof names the program after
+  // the first mapping ("File: ..."), and symbolizers take it as the binary.
   void collect_mappings() {
+    for (size_t i = 0; i < profile_.mappings.size(); ++i)
+      profile_mappings_by_module_[profile_.mappings[i].path].push_back(i);
+    for (const ProfileMapping& pm : profile_.mappings)
+      if (pm.main_executable) add_profile_mapping(pm);
     for (const Sample& sample : profile_.samples) {
       for (const Frame& frame : sample.frames) {
         if (frame.module.empty()) continue;
-        auto [it, inserted] = mapping_ids_.try_emplace(frame.module, mappings_.size());
-        if (inserted) {
-          MappingInfo m;
-          m.id = mappings_.size() + 1;
-          m.module = frame.module;
-          mappings_.push_back(std::move(m));
+        size_t slot;
+        if (const ProfileMapping* pm = profile_mapping(frame)) {
+          slot = add_profile_mapping(*pm);
+        } else {
+          auto [it, inserted] = mapping_ids_.try_emplace(frame.module, mappings_.size());
+          if (inserted) {
+            MappingInfo m;
+            m.id = mappings_.size() + 1;
+            m.module = frame.module;
+            mappings_.push_back(std::move(m));
+          }
+          slot = it->second;
         }
-        MappingInfo& m = mappings_[it->second];
-        uint64_t base = frame.address >= frame.module_offset ? frame.address - frame.module_offset : frame.address;
-        m.memory_start = std::min(m.memory_start, base);
-        if (frame.address != std::numeric_limits<uint64_t>::max()) {
-          m.memory_limit = std::max(m.memory_limit, frame.address + 1);
+        MappingInfo& m = mappings_[slot];
+        if (!m.from_profile) {
+          uint64_t base = frame.address >= frame.module_offset ? frame.address - frame.module_offset : frame.address;
+          m.memory_start = std::min(m.memory_start, base);
+          if (frame.address != std::numeric_limits<uint64_t>::max()) {
+            m.memory_limit = std::max(m.memory_limit, frame.address + 1);
+          }
         }
         if (frame.function.empty()) m.all_functions = false;
         if (!frame.file.empty()) m.any_filenames = true;
@@ -153,6 +197,12 @@ class PprofBuilder {
         if (frame.inlined) m.any_inline = true;
       }
     }
+  }
+
+  uint64_t mapping_id(const Frame& frame) const {
+    if (frame.module.empty()) return 0;
+    if (const ProfileMapping* pm = profile_mapping(frame)) return mappings_[profile_mapping_slots_.at(pm)].id;
+    return mappings_[mapping_ids_.at(frame.module)].id;
   }
 
   uint64_t function_id(const Frame& frame) {
@@ -167,8 +217,7 @@ class PprofBuilder {
 
   uint64_t location_id(const Frame* group, size_t count) {
     const Frame& first = group[0];
-    uint64_t mapping_id = 0;
-    if (!first.module.empty()) mapping_id = mappings_[mapping_ids_.at(first.module)].id;
+    uint64_t mapping_id = this->mapping_id(first);
     std::vector<LineInfo> lines;
     for (size_t i = 0; i < count; ++i) {
       if (group[i].function.empty()) continue;
@@ -225,8 +274,10 @@ class PprofBuilder {
     w.add_varint(field::kMappingId, m.id);
     w.add_varint_nonzero(field::kMappingMemoryStart, m.memory_start);
     w.add_varint_nonzero(field::kMappingMemoryLimit, m.memory_limit);
-    w.add_varint_nonzero(field::kMappingFileOffset, 0);
+    w.add_varint_nonzero(field::kMappingFileOffset, m.file_offset);
     w.add_varint_nonzero(field::kMappingFilename, static_cast<uint64_t>(strings_.intern(m.module)));
+    if (!m.build_id.empty())
+      w.add_varint(field::kMappingBuildId, static_cast<uint64_t>(strings_.intern(m.build_id)));
     if (m.all_functions) w.add_bool(field::kMappingHasFunctions, true);
     if (m.any_filenames) w.add_bool(field::kMappingHasFilenames, true);
     if (m.any_lines) w.add_bool(field::kMappingHasLineNumbers, true);
@@ -261,7 +312,9 @@ class PprofBuilder {
   const PprofOptions& options_;
   StringTable strings_;
   std::vector<MappingInfo> mappings_;
-  std::unordered_map<std::string, size_t> mapping_ids_;
+  std::unordered_map<std::string, size_t> mapping_ids_;  // frame-derived mappings by module
+  std::unordered_map<std::string, std::vector<size_t>> profile_mappings_by_module_;
+  std::unordered_map<const ProfileMapping*, size_t> profile_mapping_slots_;
   std::vector<LocationInfo> locations_;
   std::map<std::tuple<uint64_t, uint64_t, std::vector<LineInfo>>, uint64_t> location_ids_;
   std::vector<FunctionInfo> functions_;

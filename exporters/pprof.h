@@ -8,11 +8,17 @@
 //    sample_types[default_value_index]. Each Profile::counters entry becomes
 //    one more comment, "counter <name>=<value>", so self-accounting (lost
 //    samples, stack errors) travels with the profile.
-//  - One Mapping per distinct Frame::module (kernel frames share "[kernel]"),
-//    ids in order of first appearance. memory_start is the lowest
-//    (address - module_offset) seen, memory_limit the highest address + 1,
-//    file_offset 0; has_functions/filenames/line_numbers/inline_frames say
-//    what the frames carried. Frames with no module have mapping_id 0.
+//  - Mappings: first every Profile::mappings entry marked main_executable
+//    (pprof prints the first mapping as "File:", so the program, not a
+//    library, comes first), then, in order of first use by a frame, the
+//    Profile::mappings entry a frame falls into (same module, address in
+//    [start, limit)), with its file_offset and build_id. Frames outside
+//    every Profile::mappings entry (kernel "[kernel]", "[vdso]", synthetic
+//    profiles) get one Mapping per distinct Frame::module: memory_start is
+//    the lowest (address - module_offset) seen, memory_limit the highest
+//    address + 1, file_offset 0, no build id. has_functions/filenames/
+//    line_numbers/inline_frames say what the frames carried. Frames with no
+//    module have mapping_id 0.
 //  - One Location per distinct (mapping, address, lines). A run of frames
 //    marked Frame::inlined that share the address of the next frame collapses
 //    into one Location whose Line list is leaf first (line[i] is inlined into

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/watch.h"
+#include "runtime/alloc_profile.h"
 
 namespace tickprobe {
 
@@ -81,6 +82,7 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     if (!a->offcpu_) a->offcpu_ = dynamic_cast<OffCpuProbe*>(f.get());
     if (!a->runtime_) a->runtime_ = dynamic_cast<RuntimeProbe*>(f.get());
     if (!a->alloc_) a->alloc_ = dynamic_cast<AllocProbe*>(f.get());
+    if (!a->growth_) a->growth_ = dynamic_cast<GrowthProbe*>(f.get());
   }
   Agent* self = a.get();
   if (a->runtime_) {
@@ -410,6 +412,48 @@ Result<Profile> Agent::capture(ProfileKind kind, double seconds, const std::atom
   p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
   Family* fam = kind == ProfileKind::kCpu ? static_cast<Family*>(cpu_) : static_cast<Family*>(offcpu_);
   for (const auto& [k, v] : fam->counters().to_map(true)) p.counters[k] = v;
+  return p;
+}
+
+Result<Profile> Agent::alloc_profile(bool inuse_default, double seconds, const std::atomic<bool>& stop) {
+  if (!alloc_)
+    return Error("allocation tracing is off in this agent", "start the agent with --leaks (or --enable alloc)");
+  if (seconds < 0 || seconds > opts_.max_capture_seconds)
+    return Error("seconds must be in [0, " + std::to_string(static_cast<int>(opts_.max_capture_seconds)) + "]");
+  AllocProfileOptions po;
+  po.default_type = inuse_default ? AllocProfileDefault::kInuseSpace : AllocProfileDefault::kAllocSpace;
+  std::map<AllocStackKey, AllocStackTotals> baseline;
+  auto wall_start = std::chrono::system_clock::now();
+  if (seconds > 0) {
+    baseline = alloc_->stack_totals();
+    po.baseline = &baseline;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < deadline && !stop.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Profile p = build_alloc_profile(*alloc_, *session_, alloc_->stack_totals(), po);
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  if (seconds > 0) p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  return p;
+}
+
+Result<Profile> Agent::growth_profile(double seconds, const std::atomic<bool>& stop) {
+  if (!growth_) return Error("memory-growth tracing is off in this agent", "start the agent without --disable growth");
+  if (!(seconds > 0) || seconds > opts_.max_capture_seconds)
+    return Error("seconds must be in (0, " + std::to_string(static_cast<int>(opts_.max_capture_seconds)) + "]");
+  ProfileShape shape = growth_->shape();
+  StackAggregate agg(shape.sample_types.size());
+  auto wall_start = std::chrono::system_clock::now();
+  growth_->subscribe(&agg);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline && !stop.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  drain_once();
+  growth_->unsubscribe(&agg);
+  Profile p = build_profile(agg, *session_, shape);
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  for (const auto& [k, v] : growth_->counters().to_map(true)) p.counters[k] = v;
   return p;
 }
 

@@ -22,6 +22,7 @@
 #include "model/hitch.h"
 #include "model/profile.h"
 #include "probes/alloc.h"
+#include "probes/growth.h"
 #include "probes/offcpu.h"
 #include "probes/profile.h"
 #include "probes/runtime.h"
@@ -63,6 +64,15 @@ class Agent {
   // Records a profile of the next `seconds` (blocking; concurrent captures
   // are fine). Fails early when the kind is not enabled.
   Result<Profile> capture(ProfileKind kind, double seconds, const std::atomic<bool>& stop);
+  // The allocation profile (runtime/alloc_profile.h) of every traced
+  // process: cumulative since attach, or with seconds > 0 the change over
+  // the next `seconds` (Go's delta profiles). `inuse_default` picks
+  // inuse_space (/debug/pprof/heap) over alloc_space (/debug/pprof/allocs)
+  // as the default sample type. Fails when the alloc family is off.
+  Result<Profile> alloc_profile(bool inuse_default, double seconds, const std::atomic<bool>& stop);
+  // The growth family's profile of the next `seconds` (page-fault, brk and
+  // mmap bytes per stack). Fails when the growth family is off.
+  Result<Profile> growth_profile(double seconds, const std::atomic<bool>& stop);
   AgentStats stats() const;
   // Names of the running families.
   std::vector<std::string> family_names() const;
@@ -95,6 +105,7 @@ class Agent {
   OffCpuProbe* offcpu_ = nullptr;
   RuntimeProbe* runtime_ = nullptr;
   AllocProbe* alloc_ = nullptr;
+  GrowthProbe* growth_ = nullptr;
   struct PendingAttach {
     Family* family;
     std::chrono::steady_clock::time_point first;

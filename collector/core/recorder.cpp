@@ -1,5 +1,7 @@
 #include "core/recorder.h"
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "core/log.h"
@@ -11,8 +13,18 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   if (opts.targets.empty())
     return Error("no target given", "pass --pid PID, --comm NAME or --exe PATH");
   auto pids = resolve_targets(opts.targets);
-  if (pids.empty())
-    return Error("no running process matches " + opts.targets.describe(), "is the process still running?");
+  if (pids.empty()) {
+    // An --exe that names an existing file is not a typo: say what was compared.
+    std::string hint = "is the process still running?";
+    for (const auto& e : opts.targets.exes)
+      if (e.find('/') != std::string::npos && access(e.c_str(), F_OK) == 0) {
+        std::string real = resolve_exe_path(e);
+        hint = "no process runs " + e + (real != e ? " (a link to " + real + ")" : "") +
+               "; --exe compares /proc/PID/exe and the path each process was started by";
+        break;
+      }
+    return Error("no running process matches " + opts.targets.describe(), hint);
+  }
 
   auto session = Session::create(opts.session);
   if (!session) return session.error();

@@ -48,6 +48,20 @@ struct Sample {
   std::map<std::string, std::string> labels;  // extra labels (e.g. "state" => "S")
 };
 
+// One executable mapping of a profiled process, for exporters that carry
+// mappings (pprof). Frames refer to it by module == path and an address in
+// [start, limit).
+struct ProfileMapping {
+  uint32_t pid = 0;
+  uint64_t start = 0;
+  uint64_t limit = 0;        // end, exclusive
+  uint64_t file_offset = 0;  // offset in the file of `start`
+  std::string path;          // as frames name it: for the executable, the path the process ran
+  std::string resolved_path; // the file actually mapped, when it differs from `path` (a symlink)
+  std::string build_id;      // hex, "" when the file has none
+  bool main_executable = false;
+};
+
 struct Profile {
   std::vector<ValueType> sample_types;  // at least one
   ValueType period_type;                // e.g. {"cpu","nanoseconds"}
@@ -58,6 +72,10 @@ struct Profile {
   // Self-accounting: e.g. "lost_samples" => 3, "stack_errors" => 1.
   std::map<std::string, uint64_t> counters;
   std::vector<std::string> comments;
+  // Executable mappings of the sampled processes, main executables first
+  // (pprof's first mapping names the program). May be empty (synthetic
+  // profiles): exporters then derive mappings from the frames.
+  std::vector<ProfileMapping> mappings;
 
   // Index into sample_types of the value that flame graphs draw (default 0).
   size_t default_value_index = 0;

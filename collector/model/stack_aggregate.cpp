@@ -1,6 +1,8 @@
 #include "model/stack_aggregate.h"
 
 #include <cstring>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "core/session.h"
@@ -110,6 +112,22 @@ Profile build_profile(const StackAggregate& agg, Session& session, const Profile
       s.frames.push_back(f);
     }
     p.samples.push_back(std::move(s));
+  }
+  // Mappings of every process with user frames: main executables first
+  // (exporters/pprof.h), each with its file offset and build id.
+  if (shape.include_user) {
+    std::set<uint32_t> pids;
+    for (const auto& [key, values] : agg.entries())
+      if (key.user_stack) pids.insert(key.tgid);
+    std::vector<ProfileMapping> main, rest;
+    std::set<std::tuple<std::string, uint64_t, uint64_t>> seen;
+    for (uint32_t pid : pids)
+      for (auto& m : sym.process_mappings(pid)) {
+        if (!seen.insert({m.path, m.start, m.limit}).second) continue;
+        (m.main_executable ? main : rest).push_back(std::move(m));
+      }
+    p.mappings = std::move(main);
+    p.mappings.insert(p.mappings.end(), rest.begin(), rest.end());
   }
   p.counters["missing_stacks"] = missing;
   p.counters["truncated_stacks"] = truncated;

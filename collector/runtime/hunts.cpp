@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/watch.h"
+#include "runtime/alloc_profile.h"
 #include "targets/target_spec.h"
 
 namespace tickprobe {
@@ -361,6 +362,85 @@ Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
     for (const auto& m : rt_rep->missing) r.coroutines->notes.push_back("probe not found: " + m);
   }
   return r;
+}
+
+Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o) {
+  auto session = open_session(o.common);
+  if (!session) return session.error();
+  Session& s = **session;
+  auto probe = AllocProbe::create(s, o.alloc);
+  if (!probe) return probe.error();
+  AllocProbe& ap = **probe;
+  auto rep = ap.attach_process(o.common.pid);
+  if (!rep) return rep.error();
+  if (o.on_attached) o.on_attached(*rep);
+  std::vector<LeakAttachedObject> objects = group_by_object(*rep);
+  auto wall_start = std::chrono::system_clock::now();
+  bool warned = false;
+  double elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+                         [&](double t) {
+                           auto c = ap.counters();
+                           if (!warned && t >= 5 && c[TP_CTR_ALLOC_CALLS] + c[TP_CTR_FREE_CALLS] == 0) {
+                             warned = true;
+                             TP_LOG_WARN("%s", no_allocator_calls_warning(o.common.pid, t, objects).c_str());
+                             TP_LOG_WARN("hint: %s", kNoAllocatorCallsHint);
+                           }
+                           char buf[160];
+                           std::snprintf(buf, sizeof(buf), "allocator calls %llu  sampled %llu  stacks %zu",
+                                         static_cast<unsigned long long>(c[TP_CTR_ALLOC_CALLS]),
+                                         static_cast<unsigned long long>(c[TP_CTR_ALLOCS_TRACKED]),
+                                         ap.stack_totals().size());
+                           return std::string(buf);
+                         }).elapsed_s;
+  AllocsResult r;
+  AllocProfileOptions po;
+  po.pid = o.common.pid;
+  po.default_type = AllocProfileDefault::kAllocSpace;
+  r.profile = build_alloc_profile(ap, s, ap.stack_totals(), po);
+  r.profile.time_nanos =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  r.profile.duration_nanos = static_cast<int64_t>(elapsed * 1e9);
+  r.allocator_object = rep->allocator_object;
+  auto c = ap.counters();
+  if (c[TP_CTR_ALLOC_CALLS] + c[TP_CTR_FREE_CALLS] == 0)
+    r.warning = no_allocator_calls_warning(o.common.pid, elapsed, objects);
+  return r;
+}
+
+Result<Profile> run_growth_hunt(const GrowthHuntOptions& o) {
+  auto session = open_session(o.common);
+  if (!session) return session.error();
+  Session& s = **session;
+  auto probe = GrowthProbe::create(s, o.growth);
+  if (!probe) return probe.error();
+  GrowthProbe& gp = **probe;
+  StackAggregate agg(4);
+  gp.subscribe(&agg);
+  if (o.on_started) o.on_started();
+  auto wall_start = std::chrono::system_clock::now();
+  double elapsed = watch(o.common, s, [&](int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); },
+                         [&](double) {
+                           gp.drain();
+                           auto t = agg.totals();
+                           char buf[160];
+                           std::snprintf(buf, sizeof(buf), "page faults %.1f MiB  brk %.1f MiB  mmap %.1f MiB",
+                                         static_cast<double>(t[kGrowthFaultSpace]) / 1048576.0,
+                                         static_cast<double>(t[kGrowthBrkSpace]) / 1048576.0,
+                                         static_cast<double>(t[kGrowthMmapSpace]) / 1048576.0);
+                           return std::string(buf);
+                         }).elapsed_s;
+  gp.drain();
+  gp.unsubscribe(&agg);
+  Profile p = build_profile(agg, s, gp.shape());
+  p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
+  p.duration_nanos = static_cast<int64_t>(elapsed * 1e9);
+  if (o.growth.fault_sample_every > 1)
+    p.comments.push_back("page faults sampled one in " + std::to_string(o.growth.fault_sample_every) +
+                         "; values scaled up");
+  p.comments.push_back("page_fault_space: first touches of anonymous pages (resident growth, 4 KiB each); "
+                       "brk_space, mmap_space: address space requested");
+  for (const auto& [name, value] : gp.counters().to_map(true)) p.counters[name] = value;
+  return p;
 }
 
 }  // namespace tickprobe

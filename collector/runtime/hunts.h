@@ -18,8 +18,10 @@
 #include "model/leak_detector.h"
 #include "model/runtime_reports.h"
 #include "probes/alloc.h"
+#include "probes/growth.h"
 #include "probes/runtime.h"
 #include "runtime/leak_tracker.h"
+#include "model/profile.h"
 
 namespace tickprobe {
 
@@ -82,6 +84,39 @@ std::string no_allocator_calls_warning(uint32_t pid, double seconds, const std::
 extern const char* const kNoAllocatorCallsHint;
 
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o);
+
+// ---------------------------------------------------------------- allocs
+
+// 512 KiB, Go's MemProfileRate: one sampled allocation per 512 KiB
+// allocated on average; a few stack walks a second on a busy server.
+constexpr uint64_t kDefaultAllocSampleBytes = 512 * 1024;
+
+struct AllocsHuntOptions {
+  HuntCommon common;
+  AllocOptions alloc;  // sample_bytes: kDefaultAllocSampleBytes unless set
+  // Called once the uprobes are in place (before the watch starts).
+  std::function<void(const AllocAttachReport&)> on_attached;
+};
+
+struct AllocsResult {
+  Profile profile;  // Go heap-profile shape (runtime/alloc_profile.h), alloc_space by default
+  std::string allocator_object;
+  std::string warning;  // no allocator call seen: the profile is empty for a reason
+};
+
+Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o);
+
+// ---------------------------------------------------------------- growth
+
+struct GrowthHuntOptions {
+  HuntCommon common;
+  GrowthOptions growth;
+  std::function<void()> on_started;  // the programs are attached; the watch starts
+};
+
+// The growth family's profile of one process over the watch (page-fault
+// bytes by default; brk and mmap bytes as further sample types).
+Result<Profile> run_growth_hunt(const GrowthHuntOptions& o);
 
 // The first frame that is not the allocator itself (malloc, operator new, ...).
 std::string allocation_site(const std::vector<std::string>& frames);

@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +46,8 @@ struct MappedRange {
   uint64_t end = 0;
   uint64_t file_offset = 0;
   std::string module;  // path as the process sees it, "[vdso]", or "[anon]"
+  std::string mapped_path;  // the path in /proc/PID/maps (differs from module for a symlinked executable)
+  bool main_executable = false;
   std::shared_ptr<BinaryImage> image;  // null when the file could not be read
 };
 
@@ -226,6 +229,19 @@ struct Symbolizer::Impl {
   const ProcessSnapshot* take_snapshot(uint32_t pid) {
     std::vector<Mapping> maps = read_proc_maps(pid, /*executable_only=*/true);
     if (maps.empty()) return nullptr;
+    // The main executable is named by the path the process ran: maps show
+    // the file a symlink resolves to, which names some other program.
+    std::string exe_link;
+    struct stat exe_st {};
+    bool have_exe = ::stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &exe_st) == 0;
+    {
+      char buf[4096];
+      ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof buf - 1);
+      if (n > 0) exe_link.assign(buf, static_cast<size_t>(n));
+      const std::string deleted = " (deleted)";
+      if (exe_link.ends_with(deleted)) exe_link.resize(exe_link.size() - deleted.size());
+    }
+    std::string invoked = exe_link.empty() ? std::string() : process_invoked_path(pid);
     ProcessSnapshot snap;
     snap.taken = std::chrono::steady_clock::now();
     std::unordered_map<std::string, std::shared_ptr<BinaryImage>> opened;  // one open per file
@@ -243,6 +259,13 @@ struct Symbolizer::Impl {
         r.module = m.path;  // [vsyscall], [uprobes], ...
       } else {
         r.module = m.path;
+        r.mapped_path = m.path;
+        bool same_file = have_exe && m.inode != 0 && m.inode == exe_st.st_ino &&
+                         m.dev_major == major(exe_st.st_dev) && m.dev_minor == minor(exe_st.st_dev);
+        if ((!exe_link.empty() && m.path == exe_link) || same_file) {
+          r.main_executable = true;
+          if (!invoked.empty()) r.module = invoked;
+        }
         std::string file_key = m.path + (m.deleted ? " (deleted)" : "") + "#" + std::to_string(m.inode);
         auto it = opened.find(file_key);
         if (it == opened.end()) it = opened.emplace(file_key, open_mapping(pid, m)).first;
@@ -396,6 +419,109 @@ std::vector<Frame> Symbolizer::symbolize_user(uint32_t pid, const std::vector<ui
     impl_->symbolize_one(range, addr, lookup_addr, &out);
   }
   return out;
+}
+
+std::vector<ProfileMapping> Symbolizer::process_mappings(uint32_t pid) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<ProfileMapping> out;
+  const ProcessSnapshot* snap = impl_->snapshot_for(pid);
+  if (!snap) return out;
+  for (const MappedRange& r : snap->ranges) {
+    if (r.module.empty() || r.module[0] == '[') continue;
+    ProfileMapping m;
+    m.pid = pid;
+    m.start = r.start;
+    m.limit = r.end;
+    m.file_offset = r.file_offset;
+    m.path = r.module;
+    if (r.mapped_path != r.module) m.resolved_path = r.mapped_path;
+    if (r.image) m.build_id = r.image->build_id();
+    m.main_executable = r.main_executable;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+namespace {
+
+std::string read_proc_file(uint32_t pid, const char* name) {
+  std::string out;
+  int fd = ::open(("/proc/" + std::to_string(pid) + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0 && out.size() < (1u << 20)) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+std::string lexically_clean(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string part = path.substr(i, j - i);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace
+
+std::string process_invoked_path(uint32_t pid) {
+  std::string proc = "/proc/" + std::to_string(pid);
+  char buf[4096];
+  ssize_t n = ::readlink((proc + "/exe").c_str(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  std::string exe(buf, static_cast<size_t>(n));
+  const std::string deleted = " (deleted)";
+  if (exe.ends_with(deleted)) exe.resize(exe.size() - deleted.size());
+  struct stat exe_st {};
+  if (::stat((proc + "/exe").c_str(), &exe_st) != 0) return exe;
+  std::string cmdline = read_proc_file(pid, "cmdline");
+  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  if (argv0.empty()) return exe;
+  std::vector<std::string> candidates;
+  if (argv0.find('/') != std::string::npos) {
+    if (argv0[0] == '/') {
+      candidates.push_back(argv0);
+    } else {
+      n = ::readlink((proc + "/cwd").c_str(), buf, sizeof buf - 1);
+      if (n > 0) candidates.push_back(std::string(buf, static_cast<size_t>(n)) + "/" + argv0);
+    }
+  } else {
+    // execvp searched the process's PATH.
+    std::string env = read_proc_file(pid, "environ"), path = "/usr/local/bin:/usr/bin:/bin";
+    for (size_t i = 0; i < env.size();) {
+      size_t end = env.find('\0', i);
+      if (end == std::string::npos) end = env.size();
+      if (env.compare(i, 5, "PATH=") == 0) path = env.substr(i + 5, end - i - 5);
+      i = end + 1;
+    }
+    for (size_t i = 0; i <= path.size();) {
+      size_t end = path.find(':', i);
+      if (end == std::string::npos) end = path.size();
+      std::string dir = path.substr(i, end - i);
+      if (!dir.empty() && dir[0] == '/') candidates.push_back(dir + "/" + argv0);
+      i = end + 1;
+    }
+  }
+  for (const std::string& c : candidates) {
+    std::string clean = lexically_clean(c);
+    struct stat st {};
+    // Through the process's root: it may live in another mount namespace.
+    if (::stat((proc + "/root" + clean).c_str(), &st) == 0 && st.st_dev == exe_st.st_dev && st.st_ino == exe_st.st_ino)
+      return clean;
+  }
+  return exe;
 }
 
 std::vector<Frame> Symbolizer::symbolize_kernel(const std::vector<uint64_t>& addrs, bool leaf_is_exact_ip) {

@@ -109,12 +109,24 @@ class Symbolizer {
   // when the binary is stripped).
   std::optional<uint64_t> find_symbol_address(const std::string& elf_path, const std::string& name);
 
+  // The executable mappings of a (snapshotted) process, sorted by address,
+  // with build ids; the main executable is marked and named like its frames
+  // (the path the process ran, see process_invoked_path()).
+  std::vector<ProfileMapping> process_mappings(uint32_t pid);
+
   SymbolizerStats stats() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The path a process ran, resolved to an absolute path (argv[0] from
+// /proc/PID/cmdline, relative to its cwd or searched in its PATH) when it
+// names the same file as /proc/PID/exe; else /proc/PID/exe. A server started
+// through a symlink (/usr/bin/NAME -> other-binary) is NAME, not the target.
+// "" when the process is gone.
+std::string process_invoked_path(uint32_t pid);
 
 // Demangles an Itanium C++ name; returns the input when it is not mangled.
 std::string demangle(const std::string& name);

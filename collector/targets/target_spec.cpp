@@ -7,7 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <fstream>
+
+#include "symbolize/symbolizer.h"
 
 namespace tickprobe {
 
@@ -37,14 +40,31 @@ bool TargetSpec::matches(uint32_t pid, const std::string& comm, const std::strin
   if (exe_base.ends_with(" (deleted)")) exe_base.resize(exe_base.size() - 10);
   for (const auto& c : comms)
     if (name_is(comm, c) || exe_base == c) return true;
+  std::string invoked;  // read once, only when an exe spec needs it
+  bool invoked_read = false;
   for (const auto& e : exes) {
     if (exe.empty()) continue;
     std::string clean = exe;
     const std::string deleted = " (deleted)";
     if (clean.size() > deleted.size() && clean.ends_with(deleted)) clean.resize(clean.size() - deleted.size());
     if (e.find('/') != std::string::npos ? clean == e : basename_of(clean) == e) return true;
+    // /proc/PID/exe is the file a symlink resolves to: `--exe /usr/bin/NAME`
+    // (NAME -> other-binary) matches through the link (the spec resolved),
+    // and by the path the process ran.
+    if (e.find('/') != std::string::npos && clean == resolve_exe_path(e)) return true;
+    if (!invoked_read) {
+      invoked_read = true;
+      invoked = process_invoked_path(pid);
+    }
+    if (!invoked.empty() && (e.find('/') != std::string::npos ? invoked == e : basename_of(invoked) == e)) return true;
   }
   return false;
+}
+
+std::string resolve_exe_path(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!realpath(path.c_str(), buf)) return path;
+  return buf;
 }
 
 std::string process_comm(uint32_t pid) {

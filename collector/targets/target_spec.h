@@ -12,7 +12,10 @@ namespace tickprobe {
 struct TargetSpec {
   std::vector<uint32_t> pids;
   std::vector<std::string> comms;  // /proc/PID/comm (15 chars max) or the executable's basename
-  std::vector<std::string> exes;   // match on /proc/PID/exe (absolute path, or basename)
+  // Match on /proc/PID/exe (absolute path, or basename), on the path the
+  // process ran (a symlink: process_invoked_path()), or, for a path, on the
+  // file it resolves to.
+  std::vector<std::string> exes;
 
   bool empty() const { return pids.empty() && comms.empty() && exes.empty(); }
   // True when the spec can match processes that start later.
@@ -27,5 +30,7 @@ std::vector<uint32_t> resolve_targets(const TargetSpec& spec);
 std::string process_comm(uint32_t pid);  // "" if gone
 std::string process_exe(uint32_t pid);   // readlink of /proc/PID/exe, "" if gone
 bool process_alive(uint32_t pid);
+// realpath(3) of `path`, or `path` unchanged when it does not resolve.
+std::string resolve_exe_path(const std::string& path);
 
 }  // namespace tickprobe

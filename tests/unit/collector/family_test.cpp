@@ -78,6 +78,7 @@ TEST(AgentFamilies, DefaultsEnableAndDisable) {
   for (const auto* f : *def) on.insert(f->name);
   EXPECT_TRUE(on.count("profile"));
   EXPECT_FALSE(on.count("alloc"));  // a trap per malloc: opt-in
+  EXPECT_TRUE(on.count("growth"));  // a program per page fault of a target: measured cheap (docs/overhead.md)
   o.enable = {"alloc"};
   o.disable = {"offcpu"};
   on.clear();

@@ -240,5 +240,70 @@ TEST_F(GoPprof, RawAndTraces) {
       << traces;
 }
 
+
+// A profile whose first sampled frame is in a shared library (jemalloc's
+// malloc) with the collector's mappings: the main executable's Mapping
+// comes first, every Mapping carries its build id and file offset, and each
+// Location points at the mapping its address falls in.
+Profile make_library_first_profile() {
+  Profile p;
+  p.sample_types = {{"alloc_space", "bytes"}};
+  auto frame = [](const char* fn, const char* module, uint64_t addr, uint64_t start, uint64_t off) {
+    Frame f;
+    f.function = fn;
+    f.module = module;
+    f.address = addr;
+    f.module_offset = addr - start + off;
+    return f;
+  };
+  const char* jem = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+  const char* exe = "/usr/bin/worldd";
+  Sample s;
+  s.frames = {frame("je_malloc_default", jem, 0x7f0000011000, 0x7f0000010000, 0x9000),
+              frame("spawn_entity", exe, 0x555500001200, 0x555500001000, 0x1000),
+              frame("main", exe, 0x555500001100, 0x555500001000, 0x1000)};
+  s.values = {4096};
+  p.samples.push_back(s);
+  ProfileMapping lib{1, 0x7f0000010000, 0x7f0000090000, 0x9000, jem, "", "aabbccdd", false};
+  ProfileMapping main_exe{1, 0x555500001000, 0x555500005000, 0x1000, exe, "/usr/lib/worldd-1.2/worldd",
+                          "0123456789abcdef", true};
+  p.mappings = {lib, main_exe};  // address order, as the symbolizer gives them
+  return p;
+}
+
+TEST(Pprof, MainExecutableMappingComesFirstWithBuildIds) {
+  auto raw = encode_pprof_proto(make_library_first_profile());
+  ASSERT_TRUE(raw) << raw.error().message;
+  testing::PbProfile p = decode_pprof(*raw);
+  EXPECT_EQ(testing::check_pprof(p), "");
+  ASSERT_EQ(p.mappings.size(), 2u);
+  EXPECT_EQ(str(p, p.mappings[0].filename), "/usr/bin/worldd");
+  EXPECT_EQ(str(p, p.mappings[0].build_id), "0123456789abcdef");
+  EXPECT_EQ(p.mappings[0].file_offset, 0x1000u);
+  EXPECT_EQ(p.mappings[0].memory_start, 0x555500001000u);
+  EXPECT_EQ(p.mappings[0].memory_limit, 0x555500005000u);
+  EXPECT_EQ(str(p, p.mappings[1].filename), "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2");
+  EXPECT_EQ(str(p, p.mappings[1].build_id), "aabbccdd");
+  EXPECT_EQ(p.mappings[1].file_offset, 0x9000u);
+  for (const auto& loc : p.locations) {
+    const auto& m = p.mappings.at(loc.mapping_id - 1);
+    EXPECT_GE(loc.address, m.memory_start);
+    EXPECT_LT(loc.address, m.memory_limit);
+  }
+}
+
+TEST_F(GoPprof, FileLineNamesTheMainExecutable) {
+  StringSink sink;
+  ASSERT_TRUE(write_pprof(make_library_first_profile(), {}, sink));
+  testing::write_file(file_, sink.str());
+  std::string top = pprof("-top");
+  EXPECT_NE(top.find("File: worldd\n"), std::string::npos) << top;
+  std::string raw = pprof("-raw");
+  // Mappings section: "1: 0x555500001000/0x555500005000/0x1000 /usr/bin/worldd 0123456789abcdef"
+  EXPECT_NE(raw.find("0x555500001000/0x555500005000/0x1000 /usr/bin/worldd 0123456789abcdef"), std::string::npos)
+      << raw;
+  EXPECT_NE(raw.find("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 aabbccdd"), std::string::npos) << raw;
+}
+
 }  // namespace
 }  // namespace tickprobe
