@@ -58,7 +58,14 @@ void GrowthProbe::drain() {
     all.brk_bytes += t.brk_bytes;
     all.mmap_bytes += t.mmap_bytes;
   }
+  // Like the other per-process families: processes no longer traced start
+  // their retention clock, and expired ones fold into the totals.
+  totals_.exited_unless_in(session_.targets());
+  totals_.expire();
 }
+
+GrowthProbe::GrowthProbe(Session& s, const GrowthOptions& o)
+    : session_(s), opts_(o), totals_(s.options().retention) {}
 
 void GrowthProbe::detach(uint32_t pid) {
   std::lock_guard<std::mutex> lock(totals_mu_);

@@ -73,7 +73,7 @@ class GrowthProbe : public Family {
   const GrowthOptions& options() const { return opts_; }
 
  private:
-  GrowthProbe(Session& s, const GrowthOptions& o) : session_(s), opts_(o) {}
+  GrowthProbe(Session& s, const GrowthOptions& o);
   Session& session_;
   GrowthOptions opts_;
   SkeletonPtr<growth_bpf> skel_;

@@ -7,6 +7,7 @@
 #include <bpf/libbpf.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <set>
 
@@ -79,6 +80,23 @@ struct TlsProbe::State {
   std::map<std::tuple<uint32_t, std::string, std::string>, TlsOutcome> outcomes;  // (pid, side, result)
   std::vector<TlsHandshake> worst;  // bounded, slowest first
   uint64_t events = 0;
+  // Exited processes: their per-process series go after the retention time
+  // (session options), like every family's.
+  std::map<uint32_t, std::chrono::steady_clock::time_point> exited;
+
+  void expire(double after_s) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto now = std::chrono::steady_clock::now();
+    for (auto it = exited.begin(); it != exited.end();) {
+      if (now - it->second < std::chrono::duration<double>(after_s)) {
+        ++it;
+        continue;
+      }
+      for (auto o = outcomes.begin(); o != outcomes.end();)
+        o = std::get<0>(o->first) == it->first ? outcomes.erase(o) : std::next(o);
+      it = exited.erase(it);
+    }
+  }
 
   void add(const TlsHandshake& h) {
     std::lock_guard<std::mutex> lock(mu);
@@ -269,10 +287,16 @@ Result<TlsAttachReport> TlsProbe::attach_process(uint32_t pid) {
 Status TlsProbe::attach(uint32_t pid) {
   auto r = attach_process(pid);
   if (!r) return r.error();
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->exited.erase(pid);  // a re-exec keeps its pid
   return {};
 }
 
 void TlsProbe::detach(uint32_t pid) {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->exited[pid] = std::chrono::steady_clock::now();
+  }
   links_.erase(pid);
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.procs), &pid);
   int fd = bpf_map__fd(skel_->maps.conns);
@@ -300,6 +324,7 @@ void TlsProbe::evict_stale() {
 
 void TlsProbe::drain() {
   evict_stale();
+  state_->expire(session_.options().retention.forget_exited_after_s);
   if (opts_.frequency == 0) return;
   SlotFlip flip = flip_count_slot(&skel_->bss->active_slot, skel_->bss->slot_writers);
   if (!flip.waited_out) drain_wait_timeouts_++;

@@ -27,7 +27,7 @@ grep -q '^tickprobe_attach_failures_total{family="runtime",reason="no_runtime_pr
 echo "ok: runtime attach failure logged once, counted, /healthz: $health"
 
 rc=0
-"$BIN/tickprobe" agent --pid "$FIX" --disable profile --disable offcpu --listen "127.0.0.1:$(free_port)" \
+"$BIN/tickprobe" agent --pid "$FIX" --disable profile --disable offcpu --disable tls --disable growth --listen "127.0.0.1:$(free_port)" \
   > /dev/null 2> "$WORK/err" || rc=$?
 [ "$rc" -eq 1 ] || { cat "$WORK/err"; fail "nothing attachable: exit $rc, want 1"; }
 grep -q "^error: nothing could be attached to any of the 1 matching process(es)" "$WORK/err" && grep -q "^hint: " "$WORK/err" \
