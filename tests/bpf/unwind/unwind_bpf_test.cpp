@@ -87,7 +87,7 @@ TEST(UnwindBpf, UnsupportedRowsAreCounted) {
 }
 
 TEST(UnwindBpf, TlsHandshakesReachTheServerCode) {
-  if (access("/usr/bin/openssl", X_OK) != 0) GTEST_SKIP() << "openssl not installed";
+  ASSERT_EQ(access("/usr/bin/openssl", X_OK), 0) << "openssl not installed\nhint: run scripts/bootstrap.sh (installs openssl)";
   char tmpl[] = "/tmp/tickprobe-unwind-tls-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   std::string dir = tmpl;
