@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/count_slots.h"
+#include "core/perf_events.h"
 #include "core/map_read.h"
 #include "core/log.h"
 #include "core/session.h"
@@ -16,32 +17,6 @@
 
 namespace tickprobe {
 namespace {
-
-int perf_event_open(perf_event_attr* attr, int cpu) {
-  return static_cast<int>(syscall(__NR_perf_event_open, attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
-}
-
-std::vector<int> online_cpus() {
-  std::vector<int> cpus;
-  FILE* f = std::fopen("/sys/devices/system/cpu/online", "r");
-  if (f) {
-    int a, b;
-    char sep;
-    while (std::fscanf(f, "%d", &a) == 1) {
-      b = a;
-      if (std::fscanf(f, "%c", &sep) == 1 && sep == '-') {
-        if (std::fscanf(f, "%d", &b) != 1) b = a;
-        if (std::fscanf(f, "%c", &sep) != 1) sep = '\n';
-      }
-      for (int c = a; c <= b; c++) cpus.push_back(c);
-      if (sep != ',') break;
-    }
-    std::fclose(f);
-  }
-  if (cpus.empty())
-    for (int c = 0; c < libbpf_num_possible_cpus(); c++) cpus.push_back(c);
-  return cpus;
-}
 
 }  // namespace
 
@@ -68,40 +43,15 @@ Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& sessio
   p->skel_ = skel.take();
 
   // Hardware cycles where the PMU exists; VMs often lack it: cpu-clock.
-  bool use_hw = !opts.force_cpu_clock;
-  for (int cpu : online_cpus()) {
-    perf_event_attr attr{};
-    attr.size = sizeof(attr);
-    attr.freq = 1;
-    attr.sample_freq = opts.frequency;
-    attr.sample_type = PERF_SAMPLE_RAW;
-    int fd = -1;
-    if (use_hw) {
-      attr.type = PERF_TYPE_HARDWARE;
-      attr.config = PERF_COUNT_HW_CPU_CYCLES;
-      fd = perf_event_open(&attr, cpu);
-      if (fd < 0 && p->perf_fds_.empty()) {
-        TP_LOG_DEBUG("no hardware cycles event (%s); using cpu-clock", std::strerror(errno));
-        use_hw = false;
-      }
-    }
-    if (!use_hw) {
-      attr.type = PERF_TYPE_SOFTWARE;
-      attr.config = PERF_COUNT_SW_CPU_CLOCK;
-      fd = perf_event_open(&attr, cpu);
-    }
-    if (fd < 0) {
-      if (errno == ENODEV) continue;  // CPU went offline
-      return Error::from_errno("failed to open perf event on CPU " + std::to_string(cpu), errno,
-                               "check /proc/sys/kernel/perf_event_paranoid and run as root");
-    }
-    p->perf_fds_.emplace_back(fd);
-    bpf_link* link = bpf_program__attach_perf_event(p->skel_->progs.handle_cpu_sample, fd);
-    if (!link)
-      return Error::from_errno("failed to attach the CPU sampler on CPU " + std::to_string(cpu), errno);
+  auto events = open_cpu_sampling_events(opts.frequency, opts.force_cpu_clock);
+  if (!events) return events.error();
+  for (auto& fd : events->fds) {
+    bpf_link* link = bpf_program__attach_perf_event(p->skel_->progs.handle_cpu_sample, fd.get());
+    if (!link) return Error::from_errno("failed to attach the CPU sampler", errno);
     p->links_.emplace_back(link);
+    p->perf_fds_.push_back(std::move(fd));
   }
-  p->event_name_ = use_hw ? "cycles" : "cpu-clock";
+  p->event_name_ = events->event_name;
   return p;
 }
 
