@@ -16,10 +16,6 @@
 #include "profile.skel.h"
 
 namespace tickprobe {
-namespace {
-
-}  // namespace
-
 CpuProfileProbe::CpuProfileProbe(Session& s, const CpuProfileOptions& o)
     : session_(s), opts_(o), cpu_seconds_(s.options().retention) {}
 
