@@ -225,13 +225,17 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       if (!agent) return agent.error();
       Agent& ag = **agent;
 
+      // /metrics: the library's text serializer over a Collectable that
+      // reads the agent's state at scrape time (declared before the server,
+      // so it outlives the handlers).
+      AgentCollectable metrics([&ag] { return ag.stats(); });
       HttpLimits limits;
       limits.slow_workers = a->max_concurrent_profiles;
       HttpServer server(limits);
-      server.handle_get("/metrics", [&ag](const HttpRequest&) {
+      server.handle_get("/metrics", [&metrics](const HttpRequest&) {
         HttpResponse r;
         r.content_type = kPrometheusContentType;
-        r.body = render_prometheus_text(agent_metrics(ag.stats()));
+        r.body = prometheus_text(metrics);
         return r;
       });
       // Captures take seconds: their own bounded pool, so they never delay

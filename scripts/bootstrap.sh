@@ -10,6 +10,7 @@ PACKAGES=(
   systemtap-sdt-dev
   # libraries
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libssl-dev openssl
+  prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by tests and benchmarks
   python3 python3-yaml prometheus golang-go bpftrace curl jq procps iproute2 binutils libxml2-utils nodejs

@@ -1,5 +1,6 @@
 // Metric data as plain values: what families contribute to /metrics and
-// what exporters render (exporters/prometheus.h). No I/O here.
+// what exporters render (exporters/prometheus_exposition.h converts it for
+// the Prometheus C++ client). No I/O here.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,7 @@
 
 #include "core/family.h"
 #include "core/session.h"
-#include "exporters/prometheus.h"
+#include "exporters/prometheus_exposition.h"
 #include "probes/sockets.h"
 #include "test_support.h"
 
@@ -61,7 +61,7 @@ TEST(SocketsFamily, DrainMetricsAndHitchHook) {
   MetricsSnapshot snap;
   probe->metrics(snap);
   for (const auto& f : snap) EXPECT_TRUE(validate_family(f)) << f.name;
-  std::string text = render_prometheus_text(snap);
+  std::string text = prometheus_text(SnapshotCollectable([&snap] { return snap; }));
   EXPECT_NE(text.find("tickprobe_socket_blocked_seconds_bucket{comm=\"sockets_fixture\","), std::string::npos)
       << text;
   EXPECT_NE(text.find("op=\"send\""), std::string::npos) << text;
