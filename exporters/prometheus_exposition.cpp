@@ -53,12 +53,12 @@ prometheus::ClientMetric client_metric(const MetricSample& s, MetricType type) {
   return m;
 }
 
-const char* const kDroppedSeries = "tickprobe_metrics_dropped_series_total";
+constexpr std::string_view kDroppedSeries = "tickprobe_metrics_dropped_series_total";
 
 prometheus::MetricFamily dropped_series_family(uint64_t invalid_family, uint64_t duplicate_series,
                                                uint64_t series_limit) {
   prometheus::MetricFamily f;
-  f.name = kDroppedSeries;
+  f.name = std::string(kDroppedSeries);
   f.help = "Series left out of scrapes, by reason (invalid_family: the family failed the name/type checks; "
            "duplicate_series: its labels repeated; series_limit: its family was full). Counted once per scrape.";
   f.type = prometheus::MetricType::Counter;
@@ -164,12 +164,11 @@ SnapshotCollectable::SnapshotCollectable(Source source, size_t max_series_per_fa
     : source_(std::move(source)), max_series_(max_series_per_family) {}
 
 std::vector<prometheus::MetricFamily> SnapshotCollectable::Collect() const {
-  const std::string kDropped = kDroppedSeries;
   ExpositionDrops d;
   auto out = to_prometheus_families(source_(), max_series_, &d);
-  auto at = std::lower_bound(out.begin(), out.end(), kDropped,
-                             [](const prometheus::MetricFamily& f, const std::string& n) { return f.name < n; });
-  if (at != out.end() && at->name == kDropped) {  // the name is ours: a contribution under it is invalid
+  auto at = std::lower_bound(out.begin(), out.end(), kDroppedSeries,
+                             [](const prometheus::MetricFamily& f, std::string_view n) { return f.name < n; });
+  if (at != out.end() && at->name == kDroppedSeries) {  // the name is ours: a contribution under it is invalid
     d.invalid_family += at->metric.size();
     at = out.erase(at);
   }
