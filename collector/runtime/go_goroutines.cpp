@@ -481,9 +481,10 @@ std::string GoProcessReader::state_name(const GoGoroutine& g) const {
 
 ProfileMapping GoProcessReader::mapping() const { return mapping_; }
 
-std::string goroutine_dump_text(const GoProcessReader& r, const GoSnapshot& s) {
+std::string goroutine_dump_text(const GoProcessReader& r, const GoSnapshot& s, bool include_system) {
   std::ostringstream out;
   for (const GoGoroutine& g : s.goroutines) {
+    if (g.system && !include_system) continue;
     out << "goroutine " << g.goid << " [" << r.state_name(g) << "]:\n";
     if (g.status == kGoRunning) out << "\tgoroutine running on other thread; stack unavailable\n";
     for (const GoStackFrame& f : r.stack(g)) {
@@ -589,7 +590,7 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
   rep.snapshot_ms_mean = rep.snapshots ? total_ms / rep.snapshots : 0;
   rep.allglen = last.allglen;
   for (const GoGoroutine& g : last.goroutines) (g.system ? rep.live_system : rep.live) += 1;
-  rep.dump = goroutine_dump_text(r, last);
+  rep.dump = goroutine_dump_text(r, last, o.include_system);
 
   // Groups of the last snapshot, with the most common stack of each.
   std::map<GroupKey, GoroutineGroup> groups;

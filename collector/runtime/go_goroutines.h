@@ -145,8 +145,8 @@ struct GoroutineHuntOptions {
 
 Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o);
 
-// Every goroutine of a snapshot as /debug/pprof/goroutine?debug=2 prints
-// them ("goroutine 7 [chan receive]:", frames, "created by").
-std::string goroutine_dump_text(const GoProcessReader& r, const GoSnapshot& s);
+// Every goroutine of a snapshot (runtime ones with include_system) as
+// /debug/pprof/goroutine?debug=2 prints them ("goroutine 7 [chan receive]:", frames, "created by").
+std::string goroutine_dump_text(const GoProcessReader& r, const GoSnapshot& s, bool include_system);
 
 }  // namespace tickprobe
