@@ -370,8 +370,13 @@ Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
       ++s.counters["g_invalid"];  // torn (being reused) or not a g
       continue;
     }
-    std::string start = function_at(p.g.startpc);
-    p.g.system = start.rfind("runtime.", 0) == 0 && start != "runtime.main";
+    auto sys = system_start_.find(p.g.startpc);
+    if (sys == system_start_.end()) {
+      // runtime.isSystemGoroutine: started in package runtime, but for runtime.main.
+      std::string start = function_at(p.g.startpc);
+      sys = system_start_.emplace(p.g.startpc, start.rfind("runtime.", 0) == 0 && start != "runtime.main").first;
+    }
+    p.g.system = sys->second;
     if (p.g.system && !include_system) continue;
     if (status == kGoSyscall) {
       p.pc = u64_at(b, L.g_syscallpc);
@@ -666,7 +671,12 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
     GoGoroutine tmp;
     tmp.pcs = pcs;
     for (const auto& f : r.stack(tmp)) smp.frames.push_back(to_frame(f, module));
-    if (smp.frames.empty()) smp.frames.push_back(Frame{"[running]", module});
+    if (smp.frames.empty()) {  // running: no saved stack, as in Go's profile of other goroutines
+      Frame running;
+      running.function = "[running]";
+      running.module = module;
+      smp.frames.push_back(running);
+    }
     smp.values = {e.first};
     smp.pid = static_cast<uint32_t>(o.pid);
     gp.samples.push_back(std::move(smp));

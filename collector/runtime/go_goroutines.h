@@ -127,6 +127,7 @@ class GoProcessReader {
   std::vector<std::string> wait_reasons_;
   ProfileMapping mapping_;
   size_t g_read_size_ = 0;
+  std::map<uint64_t, bool> system_start_;  // startpc => a runtime goroutine (cache: few distinct startpcs)
 };
 
 // ------------------------------------------------------------ the hunt

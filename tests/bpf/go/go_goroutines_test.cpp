@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -245,6 +246,42 @@ TEST_P(GoGoroutines, GoToolPprofReadsTheGoroutineProfile) {
   std::smatch m;
   EXPECT_TRUE(std::regex_search(raw, m, std::regex("\\n\\s+30: [0-9 ]+\\n"))) << raw.substr(0, 4000);
   EXPECT_NE(raw.find("main.leakyWorker"), std::string::npos);
+}
+
+// The agent serves the same at /debug/pprof/goroutine: pprof by default,
+// debug=2 text, and refuses a pid that is not its target.
+TEST(GoGoroutinesAgent, ServesTheGoroutineProfile) {
+  GoServer server = start_server("go_gameserver_stripped", {});
+  ASSERT_NE(server.http_port, 0);
+  get_json(server, "/spawn?n=20&leak=1");
+  const uint16_t port = pick_free_port();
+  Subprocess agent({bin_path("tickprobe"), "agent", "-q", "--pid", std::to_string(server.proc->pid()), "--listen",
+                    "127.0.0.1:" + std::to_string(port), "--no-offcpu", "--no-runtime"});
+  ASSERT_TRUE(wait_for_tcp_port(port, std::chrono::seconds(60))) << agent.stderr_text();
+  auto text = http_get("127.0.0.1", port, "/debug/pprof/goroutine?debug=2", std::chrono::seconds(20));
+  ASSERT_EQ(text.status, 200) << text.body;
+  auto blocks = dump_goroutines(text.body);
+  size_t leaked = 0;
+  for (const auto& [goid, block] : blocks) leaked += block.find("main.leakyWorker") != std::string::npos;
+  EXPECT_EQ(leaked, 20u) << text.body.substr(0, 3000);
+  auto prof = http_get("127.0.0.1", port, "/debug/pprof/goroutine", std::chrono::seconds(20));
+  ASSERT_EQ(prof.status, 200) << prof.body;
+  const std::string path = std::string(TICKPROBE_BINARY_DIR) + "/go_goroutines_test_agent.pb.gz";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << prof.body;
+  }
+  std::string raw;
+  FILE* p = popen(("HOME=/tmp go tool pprof -raw " + path + " 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) raw.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << raw;
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(raw, m, std::regex("\\n\\s+20: [0-9 ]+\\n"))) << raw.substr(0, 4000);
+  auto wrong = http_get("127.0.0.1", port, "/debug/pprof/goroutine?pid=1", std::chrono::seconds(20));
+  EXPECT_EQ(wrong.status, 400);
+  agent.terminate();
 }
 
 INSTANTIATE_TEST_SUITE_P(Builds, GoGoroutines, ::testing::Values("go_gameserver", "go_gameserver_stripped"));
