@@ -228,6 +228,9 @@ Result<std::unique_ptr<GoProcessReader>> GoProcessReader::open(pid_t pid) {
   if (main_fn < 0 || goexit_fn < 0) return Error(r->exe_ + ": no runtime.main/runtime.goexit in the pclntab");
   r->runtime_main_ = r->pclntab_->entry(main_fn);
   r->goexit_ = r->pclntab_->entry(goexit_fn);
+  int64_t switch_fn = r->pclntab_->find("runtime.systemstack_switch");
+  if (switch_fn < 0) switch_fn = r->pclntab_->find("runtime.systemstack_switch.abi0");
+  r->systemstack_switch_ = switch_fn >= 0 ? r->pclntab_->entry(switch_fn) : ~0ull;
   if (auto st = r->find_allgs(f.elf); !st) return st.error();
   r->load_wait_reasons(f.elf);
   return r;
@@ -342,7 +345,7 @@ Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
   const GoRuntimeLayout& L = layout_;
   struct Pending {
     GoGoroutine g;
-    uint64_t pc = 0, sp = 0, hi = 0;
+    uint64_t gaddr = 0, pc = 0, sp = 0, hi = 0;
     size_t stack_id = SIZE_MAX;
   };
   std::vector<Pending> live;
@@ -360,6 +363,7 @@ Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
       continue;
     }
     Pending p;
+    p.gaddr = gptrs[i];
     p.g.goid = u64_at(b, L.g_goid);
     p.g.status = status;
     p.g.waitreason = b.size() > L.g_waitreason ? b[L.g_waitreason] : 0;
@@ -394,33 +398,58 @@ Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
   }
   stacks.run(pid_, &bytes);
 
-  for (Pending& p : live) {
+  // runtime.gentraceback: the return address is at sp + the frame size
+  // (pcsp at pc); the caller's sp is just above it. True when the walk
+  // reached runtime.goexit.
+  auto walk = [&](uint64_t pc, uint64_t sp, const uint8_t* base, uint64_t size, std::vector<uint64_t>* pcs) {
+    const uint64_t sp0 = sp;
+    pcs->clear();
+    for (int depth = 0; depth < kMaxFrames; ++depth) {
+      pcs->push_back(pc);
+      int64_t fn = pclntab_->lookup(pc - bias_);
+      if (fn < 0) return false;
+      if (pclntab_->entry(fn) == goexit_) return true;
+      int32_t delta = pclntab_->sp_delta(pc - bias_);
+      // systemstack leaves the fake pc systemstack_switch+8 (past its one
+      // RET, in the padding its pcsp does not cover): its frame is $0.
+      if (delta < 0 && pclntab_->entry(fn) == systemstack_switch_) delta = 0;
+      if (delta < 0) return false;
+      uint64_t ra_at = sp + static_cast<uint64_t>(delta);
+      if (ra_at < sp0 || ra_at + 8 > sp0 + size) return false;
+      uint64_t ra;
+      std::memcpy(&ra, base + (ra_at - sp0), 8);
+      if (!in_text(ra)) return false;
+      pc = ra;
+      sp = ra_at + 8;
+    }
+    return false;
+  };
+  const GoRuntimeLayout& layout = layout_;
+  for (size_t i = 0; i < live.size(); ++i) {
+    Pending& p = live[i];
     if (p.stack_id != SIZE_MAX && !stacks.ok(p.stack_id)) {
       ++s.counters["stack_unreadable"];
     } else if (p.stack_id != SIZE_MAX) {
-      // runtime.gentraceback: the return address is at sp + the frame size
-      // (pcsp at pc); the caller's sp is just above it.
-      const uint8_t* base = stacks.data(p.stack_id);
-      const uint64_t sp0 = p.sp, size = stacks.len(p.stack_id);
-      uint64_t pc = p.pc, sp = p.sp;
-      bool complete = false;
-      for (int depth = 0; depth < kMaxFrames; ++depth) {
-        p.g.pcs.push_back(pc);
-        int64_t fn = pclntab_->lookup(pc - bias_);
-        if (fn < 0) break;
-        if (pclntab_->entry(fn) == goexit_) {
-          complete = true;
-          break;
+      bool complete = walk(p.pc, p.sp, stacks.data(p.stack_id), stacks.len(p.stack_id), &p.g.pcs);
+      if (!complete) {
+        // Most likely torn: the goroutine ran between the read of its g and
+        // of its stack. Read both again, once, for this one goroutine.
+        ++s.counters["stack_retried"];
+        std::vector<uint8_t> b(g_read_size_);
+        if (read(p.gaddr, b.data(), b.size()) &&
+            (u32_at(b, layout.g_atomicstatus) & ~static_cast<uint32_t>(kGoScanBit)) == p.g.status) {
+          bool sys = p.g.status == kGoSyscall;
+          uint64_t pc = u64_at(b, sys ? layout.g_syscallpc : layout.g_sched + layout.gobuf_pc);
+          uint64_t sp = u64_at(b, sys ? layout.g_syscallsp : layout.g_sched + layout.gobuf_sp);
+          uint64_t lo = u64_at(b, layout.g_stack_lo), hi = u64_at(b, layout.g_stack_hi);  // moved, maybe
+          if (lo < hi && hi - lo <= kMaxStackSize && sp >= lo && sp < hi && in_text(pc)) {
+            std::vector<uint8_t> stack(std::min<uint64_t>(hi - sp, kMaxStackRead));
+            if (read(sp, stack.data(), stack.size())) {
+              bytes += b.size() + stack.size();
+              complete = walk(pc, sp, stack.data(), stack.size(), &p.g.pcs);
+            }
+          }
         }
-        int32_t delta = pclntab_->sp_delta(pc - bias_);
-        if (delta < 0) break;
-        uint64_t ra_at = sp + static_cast<uint64_t>(delta);
-        if (ra_at < sp0 || ra_at + 8 > sp0 + size) break;
-        uint64_t ra;
-        std::memcpy(&ra, base + (ra_at - sp0), 8);
-        if (!in_text(ra)) break;
-        pc = ra;
-        sp = ra_at + 8;
       }
       p.g.stack_truncated = !complete;
       if (!complete) ++s.counters["stack_truncated"];

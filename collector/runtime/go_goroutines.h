@@ -76,7 +76,9 @@ struct GoSnapshot {
   uint64_t allglen = 0;
   std::vector<GoGoroutine> goroutines;  // live ones (not dead, not idle)
   // Self-accounting: "g_unreadable", "g_invalid" (a field failed validation:
-  // torn or reused g), "stack_unreadable", "stack_truncated", "bytes_read".
+  // torn or reused g), "stack_unreadable", "stack_retried" (a walk failed
+  // and the g and its stack were read again, once), "stack_truncated" (it
+  // failed again: shown with the frames found), "bytes_read".
   std::map<std::string, uint64_t> counters;
   size_t user_count() const;  // what runtime.NumGoroutine counts
 };
@@ -123,7 +125,7 @@ class GoProcessReader {
   uint64_t bias_ = 0;  // process address - ELF vaddr (0 unless PIE)
   uint64_t allglen_addr_ = 0, allgptr_addr_ = 0;
   std::string allgs_source_;
-  uint64_t runtime_main_ = 0, goexit_ = 0;  // ELF vaddrs
+  uint64_t runtime_main_ = 0, goexit_ = 0, systemstack_switch_ = ~0ull;  // ELF vaddrs
   std::vector<std::string> wait_reasons_;
   ProfileMapping mapping_;
   size_t g_read_size_ = 0;

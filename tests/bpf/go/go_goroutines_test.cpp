@@ -248,6 +248,38 @@ TEST_P(GoGoroutines, GoToolPprofReadsTheGoroutineProfile) {
   EXPECT_NE(raw.find("main.leakyWorker"), std::string::npos);
 }
 
+// Snapshots of a target that churns goroutines (short-lived ones by the
+// hundred, leaked ones, GC moving and shrinking stacks) while it is read:
+// torn reads are dropped and counted, never shown; every group shown is
+// named; the leak is still the one suspect; the target is unaffected.
+TEST_P(GoGoroutines, TornReadsUnderChurnAreDroppedNotShown) {
+  GoServer server = start_server(GetParam(), {"-gc-garbage", "-leak-goroutines", "10"});
+  ASSERT_NE(server.http_port, 0);
+  const std::string pid = std::to_string(server.proc->pid());
+  std::string out_path = std::string(TICKPROBE_BINARY_DIR) + "/go_goroutines_test_churn_" + GetParam() + ".out";
+  Subprocess hunt({bin_path("tickprobe"), "goroutines", "-q", "--pid", pid, "--leaks", "-d", "6", "-i", "0.1",
+                   "--json", "--top", "100"},
+                  {}, out_path);
+  int requests = 0;
+  for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < end;
+       ++requests)
+    get_json(server, "/spawn?n=200");
+  auto st = hunt.wait_for(std::chrono::seconds(60));
+  ASSERT_EQ(st.value_or(-1), 0) << hunt.stderr_text();
+  json r = json::parse(read_file(out_path));
+  std::printf("%s: %d churn requests (200 goroutines each); %zu snapshots; counters %s\n", GetParam().c_str(),
+              requests, r["snapshots"].get<size_t>(), r["counters"].dump().c_str());
+  EXPECT_GE(r["snapshots"].get<size_t>(), 20u);
+  for (const auto& g : r["groups"]) {
+    EXPECT_FALSE(g["start_function"].get<std::string>().empty()) << g.dump();
+    EXPECT_EQ(g["created_by"].get<std::string>().find("[unknown]"), std::string::npos) << g.dump();
+  }
+  ASSERT_FALSE(r["leaks"].empty()) << r.dump(1).substr(0, 3000);
+  EXPECT_NE(frames_of(r["leaks"][0]).find("main.leakyWorker"), std::string::npos);
+  EXPECT_NEAR(r["leaks"][0]["growth"]["per_second"].get<double>(), 10.0, 1.0);
+  EXPECT_TRUE(server.proc->running()) << server.proc->stderr_text();
+}
+
 // The agent serves the same at /debug/pprof/goroutine: pprof by default,
 // debug=2 text, and refuses a pid that is not its target.
 TEST(GoGoroutinesAgent, ServesTheGoroutineProfile) {
