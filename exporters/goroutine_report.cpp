@@ -14,13 +14,10 @@ nlohmann::json frames_json(const std::vector<GoStackFrame>& frames) {
 }
 
 nlohmann::json group_json(const GoroutineGroup& g) {
-  nlohmann::json j = {{"start_function", g.start_function},
-                      {"created_by", g.created_by},
-                      {"count", g.count},
-                      {"first_count", g.first_count},
-                      {"states", g.states},
-                      {"stack_state", g.stack_state},
-                      {"stack", frames_json(g.stack)}};
+  nlohmann::json j = {
+      {"start_function", g.start_function}, {"created_by", g.created_by}, {"count", g.count},
+      {"first_count", g.first_count},       {"states", g.states},         {"stack_state", g.stack_state},
+      {"stack", frames_json(g.stack)}};
   j["growth"] = {{"leaking", g.verdict.leaking},
                  {"per_second", g.verdict.growth_bytes_per_s},
                  {"r2", g.verdict.r2},
@@ -32,8 +29,7 @@ nlohmann::json group_json(const GoroutineGroup& g) {
 void stack_text(std::ostringstream& out, const std::vector<GoStackFrame>& frames) {
   for (const auto& f : frames) {
     if (f.function == "runtime.goexit") continue;
-    out << "      " << f.function << (f.inlined ? " (inlined)" : "") << "\n        " << f.file << ":" << f.line
-        << "\n";
+    out << "      " << f.function << (f.inlined ? " (inlined)" : "") << "\n        " << f.file << ":" << f.line << "\n";
   }
 }
 
@@ -92,8 +88,8 @@ std::string goroutine_report_text(const GoroutineReport& r, bool leaks) {
   for (const auto& g : r.groups) {
     std::string states;
     for (const auto& [s, n] : g.states) states += (states.empty() ? "" : ", ") + std::to_string(n) + " " + s;
-    std::snprintf(line, sizeof line, "  %6lld  %s  [%s]\n", static_cast<long long>(g.count),
-                  g.start_function.c_str(), states.c_str());
+    std::snprintf(line, sizeof line, "  %6lld  %s  [%s]\n", static_cast<long long>(g.count), g.start_function.c_str(),
+                  states.c_str());
     out << line << "          created by " << g.created_by << "\n";
   }
   std::string counters;

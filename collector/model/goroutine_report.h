@@ -25,12 +25,12 @@ struct GoroutineGroup {
   std::string start_function;  // function at startpc
   std::string created_by;      // "main.leakGoroutines (/src/main.go:168)"
   uint64_t startpc = 0, gopc = 0;
-  int64_t count = 0;           // in the last snapshot
-  int64_t first_count = 0;     // in the first snapshot
+  int64_t count = 0;                      // in the last snapshot
+  int64_t first_count = 0;                // in the first snapshot
   std::map<std::string, int64_t> states;  // last snapshot: "chan receive" => 40
-  std::vector<GoStackFrame> stack;  // the most common parked stack in the group
-  std::string stack_state;          // its state
-  LeakVerdict verdict;              // growth of `count` over the hunt (per second)
+  std::vector<GoStackFrame> stack;        // the most common parked stack in the group
+  std::string stack_state;                // its state
+  LeakVerdict verdict;                    // growth of `count` over the hunt (per second)
 };
 
 struct GoroutineReport {
@@ -39,14 +39,14 @@ struct GoroutineReport {
   bool layout_verified = false;
   double elapsed_s = 0, interval_s = 0;
   size_t snapshots = 0;
-  int64_t live = 0;          // last snapshot, user goroutines (NumGoroutine's count)
-  int64_t live_system = 0;   // last snapshot, runtime goroutines
+  int64_t live = 0;         // last snapshot, user goroutines (NumGoroutine's count)
+  int64_t live_system = 0;  // last snapshot, runtime goroutines
   uint64_t allglen = 0;
   double snapshot_ms_mean = 0, snapshot_ms_max = 0;
   std::map<std::string, uint64_t> counters;  // summed over snapshots
   std::vector<GoroutineGroup> groups;        // by count, descending (top)
   std::vector<GoroutineGroup> leaks;         // growing groups, by slope
-  std::string dump;  // the last snapshot, every goroutine, as debug=2 prints them
+  std::string dump;                          // the last snapshot, every goroutine, as debug=2 prints them
   // Where goroutines wait: each snapshot charges every waiting goroutine the
   // time since the previous snapshot, to (state, parked stack). Values:
   // wait_time (ns), samples (goroutine-snapshots).

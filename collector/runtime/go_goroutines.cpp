@@ -1,10 +1,10 @@
 #include "runtime/go_goroutines.h"
 
 #include <capstone/capstone.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -23,22 +23,42 @@
 namespace tickprobe {
 namespace {
 
-constexpr size_t kMaxGoroutines = 1 << 20;     // allglen above this is a torn or wrong read
-constexpr size_t kMaxStackRead = 64 * 1024;    // bytes of a parked stack copied per goroutine
-constexpr int kMaxFrames = 64;                 // frames per stack (Go's debug=2 prints 100)
-constexpr size_t kMaxIov = 1024;               // IOV_MAX
+constexpr size_t kMaxGoroutines = 1 << 20;      // allglen above this is a torn or wrong read
+constexpr size_t kMaxStackRead = 64 * 1024;     // bytes of a parked stack copied per goroutine
+constexpr int kMaxFrames = 64;                  // frames per stack (Go's debug=2 prints 100)
+constexpr size_t kMaxIov = 1024;                // IOV_MAX
 constexpr uint64_t kMaxStackSize = 1ull << 30;  // runtime's maxstacksize on 64-bit
 
 // runtime2.go waitReasonStrings of Go 1.19 (the only release verified here);
 // other versions read the array from the target when .symtab names it.
 const char* const kWaitReasons119[] = {
-    "",                       "GC assist marking",  "IO wait",         "chan receive (nil chan)",
-    "chan send (nil chan)",   "dumping heap",       "garbage collection", "garbage collection scan",
-    "panicwait",              "select",             "select (no cases)", "GC assist wait",
-    "GC sweep wait",          "GC scavenge wait",   "chan receive",    "chan send",
-    "finalizer wait",         "force gc (idle)",    "semacquire",      "sleep",
-    "sync.Cond.Wait",         "timer goroutine (idle)", "trace reader (blocked)", "wait for GC cycle",
-    "GC worker (idle)",       "preempted",          "debug call",
+    "",
+    "GC assist marking",
+    "IO wait",
+    "chan receive (nil chan)",
+    "chan send (nil chan)",
+    "dumping heap",
+    "garbage collection",
+    "garbage collection scan",
+    "panicwait",
+    "select",
+    "select (no cases)",
+    "GC assist wait",
+    "GC sweep wait",
+    "GC scavenge wait",
+    "chan receive",
+    "chan send",
+    "finalizer wait",
+    "force gc (idle)",
+    "semacquire",
+    "sleep",
+    "sync.Cond.Wait",
+    "timer goroutine (idle)",
+    "trace reader (blocked)",
+    "wait for GC cycle",
+    "GC worker (idle)",
+    "preempted",
+    "debug call",
 };
 
 uint64_t u64_at(const std::vector<uint8_t>& b, size_t off) {
@@ -168,7 +188,9 @@ bool GoProcessReader::read(uint64_t addr, void* out, size_t len) const {
   return process_vm_readv(pid_, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(len);
 }
 
-bool GoProcessReader::in_text(uint64_t pc) const { return pc >= bias_ && pclntab_->lookup(pc - bias_) >= 0; }
+bool GoProcessReader::in_text(uint64_t pc) const {
+  return pc >= bias_ && pclntab_->lookup(pc - bias_) >= 0;
+}
 
 Result<std::unique_ptr<GoProcessReader>> GoProcessReader::open(pid_t pid) {
   std::unique_ptr<GoProcessReader> r(new GoProcessReader());
@@ -176,7 +198,8 @@ Result<std::unique_ptr<GoProcessReader>> GoProcessReader::open(pid_t pid) {
   std::string proc_exe = "/proc/" + std::to_string(pid) + "/exe";
   char target[4096];
   ssize_t n = ::readlink(proc_exe.c_str(), target, sizeof target - 1);
-  if (n <= 0) return Error::from_errno("cannot read " + proc_exe, errno, "is process " + std::to_string(pid) + " running?");
+  if (n <= 0)
+    return Error::from_errno("cannot read " + proc_exe, errno, "is process " + std::to_string(pid) + " running?");
   r->exe_.assign(target, static_cast<size_t>(n));
   if (!is_go_executable(proc_exe))
     return Error(r->exe_ + " (pid " + std::to_string(pid) + ") is no Go program",
@@ -184,10 +207,10 @@ Result<std::unique_ptr<GoProcessReader>> GoProcessReader::open(pid_t pid) {
   auto layout = read_go_runtime_layout(proc_exe);
   if (!layout) return layout.error();
   r->layout_ = layout.take();
-  r->g_read_size_ = 8 + std::max<size_t>({r->layout_.g_startpc, r->layout_.g_gopc, r->layout_.g_goid,
-                                          r->layout_.g_waitsince, r->layout_.g_syscallpc, r->layout_.g_syscallsp,
-                                          static_cast<size_t>(r->layout_.g_sched + r->layout_.gobuf_bp),
-                                          r->layout_.g_stack_hi});
+  r->g_read_size_ =
+      8 + std::max<size_t>({r->layout_.g_startpc, r->layout_.g_gopc, r->layout_.g_goid, r->layout_.g_waitsince,
+                            r->layout_.g_syscallpc, r->layout_.g_syscallsp,
+                            static_cast<size_t>(r->layout_.g_sched + r->layout_.gobuf_bp), r->layout_.g_stack_hi});
   ElfFile f(proc_exe);
   if (!f.elf) return Error("cannot read the ELF of " + r->exe_);
   std::string error;
@@ -202,8 +225,8 @@ Result<std::unique_ptr<GoProcessReader>> GoProcessReader::open(pid_t pid) {
     for (std::string line; std::getline(maps, line);) {
       unsigned long long start = 0, end = 0, off = 0;
       char path[4096] = {0};
-      if (std::sscanf(line.c_str(), "%llx-%llx %*s %llx %*s %*s %4095s", &start, &end, &off, path) >= 3 &&
-          off == 0 && r->exe_ == path) {
+      if (std::sscanf(line.c_str(), "%llx-%llx %*s %llx %*s %*s %4095s", &start, &end, &off, path) >= 3 && off == 0 &&
+          r->exe_ == path) {
         r->bias_ = start - (load->segments.front().p_vaddr & ~0xfffull);
         break;
       }
@@ -318,7 +341,8 @@ void GoProcessReader::load_wait_reasons(void* elf_ptr) {
       if (!wait_reasons_.empty()) return;
     }
   }
-  if (layout_.version.rfind("go1.19", 0) == 0) wait_reasons_.assign(std::begin(kWaitReasons119), std::end(kWaitReasons119));
+  if (layout_.version.rfind("go1.19", 0) == 0)
+    wait_reasons_.assign(std::begin(kWaitReasons119), std::end(kWaitReasons119));
 }
 
 Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
@@ -330,7 +354,8 @@ Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
     return Error::from_errno("cannot read the goroutine list of pid " + std::to_string(pid_), errno,
                              "is the process still running?");
   if (len > kMaxGoroutines || ptr == 0)
-    return Error("implausible goroutine list in pid " + std::to_string(pid_) + " (allglen " + std::to_string(len) + ")");
+    return Error("implausible goroutine list in pid " + std::to_string(pid_) + " (allglen " + std::to_string(len) +
+                 ")");
   s.allglen = len;
   uint64_t bytes = 16;
   std::vector<uint64_t> gptrs(len);
@@ -500,20 +525,28 @@ std::string GoProcessReader::created_by(uint64_t gopc) const {
 
 std::string GoProcessReader::state_name(const GoGoroutine& g) const {
   switch (g.status) {
-    case kGoRunnable: return "runnable";
-    case kGoRunning: return "running";
-    case kGoSyscall: return "syscall";
-    case kGoCopystack: return "copystack";
-    case kGoPreempted: return "preempted";
+    case kGoRunnable:
+      return "runnable";
+    case kGoRunning:
+      return "running";
+    case kGoSyscall:
+      return "syscall";
+    case kGoCopystack:
+      return "copystack";
+    case kGoPreempted:
+      return "preempted";
     case kGoWaiting:
       if (g.waitreason < wait_reasons_.size() && !wait_reasons_[g.waitreason].empty())
         return wait_reasons_[g.waitreason];
       return g.waitreason ? "waitreason " + std::to_string(g.waitreason) : "waiting";
-    default: return "status " + std::to_string(g.status);
+    default:
+      return "status " + std::to_string(g.status);
   }
 }
 
-ProfileMapping GoProcessReader::mapping() const { return mapping_; }
+ProfileMapping GoProcessReader::mapping() const {
+  return mapping_;
+}
 
 std::string goroutine_dump_text(const GoProcessReader& r, const GoSnapshot& s, bool include_system) {
   std::ostringstream out;
@@ -618,7 +651,8 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
     // Sleep to the next interval boundary (in small steps, for Ctrl-C).
     const uint64_t next = t0 + static_cast<uint64_t>(rep.snapshots * o.interval_s * 1e9);
     while (monotonic_ns() < next && !(o.stop && o.stop->load()))
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(50, (next - monotonic_ns()) / 1000000 + 1)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min<uint64_t>(50, (next - monotonic_ns()) / 1000000 + 1)));
   }
   rep.elapsed_s = (monotonic_ns() - t0) / 1e9;
   rep.snapshot_ms_mean = rep.snapshots ? total_ms / rep.snapshots : 0;
@@ -676,9 +710,9 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
   // synthetic leaf ("[IO wait]"), as off-CPU profiles carry the task state.
   const std::string module = r.executable();
   auto base = [&](Profile& p) {
-    p.time_nanos = static_cast<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                            std::chrono::system_clock::now().time_since_epoch())
-                                            .count());
+    p.time_nanos = static_cast<int64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     p.duration_nanos = static_cast<int64_t>(rep.elapsed_s * 1e9);
     p.mappings.push_back(r.mapping());
     p.counters = rep.counters;

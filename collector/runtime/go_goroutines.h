@@ -62,12 +62,12 @@ enum GoStatus : uint32_t {
 
 struct GoGoroutine {
   uint64_t goid = 0;
-  uint32_t status = 0;      // without the _Gscan bit
-  uint8_t waitreason = 0;   // runtime.waitReason, when status is waiting
+  uint32_t status = 0;             // without the _Gscan bit
+  uint8_t waitreason = 0;          // runtime.waitReason, when status is waiting
   uint64_t gopc = 0, startpc = 0;  // process addresses
-  bool system = false;       // runtime.* start function (not counted by NumGoroutine)
-  std::vector<uint64_t> pcs;  // parked stack, leaf first, as saved (return addresses); empty when running
-  bool stack_truncated = false;  // the walk stopped before runtime.goexit
+  bool system = false;             // runtime.* start function (not counted by NumGoroutine)
+  std::vector<uint64_t> pcs;       // parked stack, leaf first, as saved (return addresses); empty when running
+  bool stack_truncated = false;    // the walk stopped before runtime.goexit
 };
 
 struct GoSnapshot {
@@ -140,7 +140,7 @@ struct GoroutineHuntOptions {
   double interval_s = 1;
   bool include_system = false;
   size_t top = 10;
-  LeakCriteria criteria;  // on goroutine counts per group
+  LeakCriteria criteria;           // on goroutine counts per group
   double min_leak_goroutines = 5;  // net growth over the hunt to call a group a leak
   const std::atomic<bool>* stop = nullptr;
   std::function<void(double elapsed_s, const std::string& line)> on_progress;

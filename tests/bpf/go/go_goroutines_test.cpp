@@ -72,7 +72,9 @@ std::string tickprobe(const std::string& args, const std::string& name, int* sta
   return read_file(out_path);
 }
 
-std::string frames_of(const json& group) { return group["stack"].dump(); }
+std::string frames_of(const json& group) {
+  return group["stack"].dump();
+}
 
 class GoGoroutines : public ::testing::TestWithParam<std::string> {};
 
@@ -135,14 +137,14 @@ TEST_P(GoGoroutines, LiveGoroutinesMatchNumGoroutine) {
       ADD_FAILURE() << "tickprobe has goroutine " << goid << " the fixture does not:\n" << block;
     }
   }
-  std::printf("%s: tickprobe live %lld (+%lld runtime, allgs from %s, offsets from %s); NumGoroutine %lld/%lld "
-              "(of them %lld serving the request); the fixture's own debug=2: %zu goroutines, %lld mismatched goids; "
-              "snapshot %.3f ms\n",
-              GetParam().c_str(), static_cast<long long>(live), static_cast<long long>(r["live_system"]),
-              r["allgs_source"].get<std::string>().c_str(), r["layout_source"].get<std::string>().c_str(),
-              static_cast<long long>(ng_before), static_cast<long long>(ng_after),
-              static_cast<long long>(own_in_flight), own.size(), static_cast<long long>(mismatches),
-              r["snapshot_ms"]["mean"].get<double>());
+  std::printf(
+      "%s: tickprobe live %lld (+%lld runtime, allgs from %s, offsets from %s); NumGoroutine %lld/%lld "
+      "(of them %lld serving the request); the fixture's own debug=2: %zu goroutines, %lld mismatched goids; "
+      "snapshot %.3f ms\n",
+      GetParam().c_str(), static_cast<long long>(live), static_cast<long long>(r["live_system"]),
+      r["allgs_source"].get<std::string>().c_str(), r["layout_source"].get<std::string>().c_str(),
+      static_cast<long long>(ng_before), static_cast<long long>(ng_after), static_cast<long long>(own_in_flight),
+      own.size(), static_cast<long long>(mismatches), r["snapshot_ms"]["mean"].get<double>());
   // Quiet server: nothing starts or ends between the reads but the
   // request goroutines, which NumGoroutine counts while it is served.
   ASSERT_EQ(ng_before, ng_after);
@@ -181,8 +183,8 @@ TEST_P(GoGoroutines, LeakFoundWithRate) {
   const json& leak = r["leaks"][0];
   double rate = leak["growth"]["per_second"];
   std::printf("%s: leak rate %.2f/s (r2 %.3f), fixture's counter %.2f/s, injected 20/s; %zu snapshots, %.3f ms each\n",
-              GetParam().c_str(), rate, leak["growth"]["r2"].get<double>(), truth_rate,
-              r["snapshots"].get<size_t>(), r["snapshot_ms"]["mean"].get<double>());
+              GetParam().c_str(), rate, leak["growth"]["r2"].get<double>(), truth_rate, r["snapshots"].get<size_t>(),
+              r["snapshot_ms"]["mean"].get<double>());
   EXPECT_NE(leak["created_by"].get<std::string>().find("main.leakGoroutines"), std::string::npos) << leak.dump();
   EXPECT_NE(frames_of(leak).find("main.leakyWorker"), std::string::npos) << frames_of(leak);
   EXPECT_EQ(leak["stack_state"], "chan receive");
@@ -205,7 +207,8 @@ TEST_P(GoGoroutines, BlockedWriteNamedByItsStack) {
     pushed = now;
     usleep(200000);
   }
-  std::string folded = tickprobe("goroutines -q --pid " + pid + " --waits -d 3 -i 0.5 -f folded", "waits_" + GetParam());
+  std::string folded =
+      tickprobe("goroutines -q --pid " + pid + " --waits -d 3 -i 0.5 -f folded", "waits_" + GetParam());
   int64_t pushed_after = get_json(server, "/stats")["pushed_bytes"];
   ASSERT_EQ(pushed, pushed_after) << "the writer was not blocked for the whole window";
   int64_t blocked_ns = -1;
@@ -257,8 +260,8 @@ TEST_P(GoGoroutines, TornReadsUnderChurnAreDroppedNotShown) {
   ASSERT_NE(server.http_port, 0);
   const std::string pid = std::to_string(server.proc->pid());
   std::string out_path = std::string(TICKPROBE_BINARY_DIR) + "/go_goroutines_test_churn_" + GetParam() + ".out";
-  Subprocess hunt({bin_path("tickprobe"), "goroutines", "-q", "--pid", pid, "--leaks", "-d", "6", "-i", "0.1",
-                   "--json", "--top", "100"},
+  Subprocess hunt({bin_path("tickprobe"), "goroutines", "-q", "--pid", pid, "--leaks", "-d", "6", "-i", "0.1", "--json",
+                   "--top", "100"},
                   {}, out_path);
   int requests = 0;
   for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < end;
@@ -267,8 +270,8 @@ TEST_P(GoGoroutines, TornReadsUnderChurnAreDroppedNotShown) {
   auto st = hunt.wait_for(std::chrono::seconds(60));
   ASSERT_EQ(st.value_or(-1), 0) << hunt.stderr_text();
   json r = json::parse(read_file(out_path));
-  std::printf("%s: %d churn requests (200 goroutines each); %zu snapshots; counters %s\n", GetParam().c_str(),
-              requests, r["snapshots"].get<size_t>(), r["counters"].dump().c_str());
+  std::printf("%s: %d churn requests (200 goroutines each); %zu snapshots; counters %s\n", GetParam().c_str(), requests,
+              r["snapshots"].get<size_t>(), r["counters"].dump().c_str());
   EXPECT_GE(r["snapshots"].get<size_t>(), 20u);
   for (const auto& g : r["groups"]) {
     EXPECT_FALSE(g["start_function"].get<std::string>().empty()) << g.dump();
