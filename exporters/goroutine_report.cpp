@@ -14,10 +14,9 @@ nlohmann::json frames_json(const std::vector<GoStackFrame>& frames) {
 }
 
 nlohmann::json group_json(const GoroutineGroup& g) {
-  nlohmann::json j = {
-      {"start_function", g.start_function}, {"created_by", g.created_by}, {"count", g.count},
-      {"first_count", g.first_count},       {"states", g.states},         {"stack_state", g.stack_state},
-      {"stack", frames_json(g.stack)}};
+  nlohmann::json j = {{"start_function", g.start_function}, {"created_by", g.created_by},   {"count", g.count},
+                      {"first_count", g.first_count},       {"oldest_s", g.oldest_s},       {"states", g.states},
+                      {"stack_state", g.stack_state},       {"stack", frames_json(g.stack)}};
   j["growth"] = {{"leaking", g.verdict.leaking},
                  {"per_second", g.verdict.growth_bytes_per_s},
                  {"r2", g.verdict.r2},
@@ -77,9 +76,9 @@ std::string goroutine_report_text(const GoroutineReport& r, bool leaks) {
       out << "\ngrowing goroutine groups (leak suspects):\n";
     }
     for (const auto& g : r.leaks) {
-      std::snprintf(line, sizeof line, "  %+.1f goroutines/s  (%lld -> %lld, r2 %.2f)  %s\n",
+      std::snprintf(line, sizeof line, "  %+.1f goroutines/s  (%lld -> %lld, r2 %.2f, oldest seen %.1fs)  %s\n",
                     g.verdict.growth_bytes_per_s, static_cast<long long>(g.first_count),
-                    static_cast<long long>(g.count), g.verdict.r2, g.start_function.c_str());
+                    static_cast<long long>(g.count), g.verdict.r2, g.oldest_s, g.start_function.c_str());
       out << line << "    created by " << g.created_by << "\n    parked [" << g.stack_state << "]:\n";
       stack_text(out, g.stack);
     }

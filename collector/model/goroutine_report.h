@@ -27,6 +27,7 @@ struct GoroutineGroup {
   uint64_t startpc = 0, gopc = 0;
   int64_t count = 0;                      // in the last snapshot
   int64_t first_count = 0;                // in the first snapshot
+  double oldest_s = 0;  // the longest any member has been seen (a lower bound of its age)
   std::map<std::string, int64_t> states;  // last snapshot: "chan receive" => 40
   std::vector<GoStackFrame> stack;        // the most common parked stack in the group
   std::string stack_state;                // its state

@@ -601,12 +601,14 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
 
   LeakSeries<GroupKey> series(512);
   std::map<GroupKey, int64_t> first_counts;
+  std::map<uint64_t, double> first_seen;  // goid => first snapshot time (bounded by the live goroutines)
   // Wait profile: (state, pcs) => {ns, samples}.
   std::map<std::pair<std::string, std::vector<uint64_t>>, std::pair<int64_t, int64_t>> waits;
   const uint64_t t0 = monotonic_ns();
   uint64_t prev_ns = 0;
   double total_ms = 0;
   GoSnapshot last;
+  double last_t = 0;
   for (;;) {
     auto snap = r.snapshot(true);
     if (!snap) {
@@ -639,7 +641,16 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
         w.second += 1;
       }
     }
+    // Forget goids that are gone (goids are never reused), so the map stays
+    // as large as the live set.
+    std::map<uint64_t, double> seen;
+    for (const GoGoroutine& g : s.goroutines) {
+      auto it = first_seen.find(g.goid);
+      seen[g.goid] = it == first_seen.end() ? t : it->second;
+    }
+    first_seen.swap(seen);
     prev_ns = s.monotonic_ns;
+    last_t = t;
     last = std::move(s);
     const double elapsed = (monotonic_ns() - t0) / 1e9;
     if (o.on_progress) {
@@ -670,6 +681,7 @@ Result<GoroutineReport> run_goroutine_hunt(const GoroutineHuntOptions& o) {
     grp.startpc = g.startpc;
     grp.gopc = g.gopc;
     ++grp.count;
+    grp.oldest_s = std::max(grp.oldest_s, last_t - first_seen[g.goid]);
     ++grp.states[r.state_name(g)];
     ++stacks[k][{r.state_name(g), g.pcs}];
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -146,10 +147,15 @@ TEST_P(GoGoroutines, LiveGoroutinesMatchNumGoroutine) {
       static_cast<long long>(ng_before), static_cast<long long>(ng_after), static_cast<long long>(own_in_flight),
       own.size(), static_cast<long long>(mismatches), r["snapshot_ms"]["mean"].get<double>());
   // Quiet server: nothing starts or ends between the reads but the
-  // request goroutines, which NumGoroutine counts while it is served.
-  ASSERT_EQ(ng_before, ng_after);
-  EXPECT_EQ(static_cast<size_t>(ng_after), own.size());
-  EXPECT_EQ(live - ours_in_flight, ng_after - own_in_flight);
+  // goroutines of HTTP requests: 2 for the one being served (counted by
+  // NumGoroutine and the fixture's own profile), and 2 more when the
+  // previous request's are still ending. Everything else is exact: the
+  // same goids (above), so the same count.
+  EXPECT_LE(std::abs(ng_before - ng_after), 2);
+  const int64_t ours_steady = live - ours_in_flight;
+  EXPECT_EQ(ours_steady, static_cast<int64_t>(own.size()) - own_in_flight);
+  EXPECT_GE(ours_steady, ng_after - 4);
+  EXPECT_LE(ours_steady, ng_after - 2);
   EXPECT_LE(ours_in_flight, 2);
   EXPECT_EQ(r["counters"].value("g_invalid", 0), 0);
   EXPECT_EQ(r["counters"].value("stack_truncated", 0), 0);
@@ -189,6 +195,8 @@ TEST_P(GoGoroutines, LeakFoundWithRate) {
   EXPECT_NE(frames_of(leak).find("main.leakyWorker"), std::string::npos) << frames_of(leak);
   EXPECT_EQ(leak["stack_state"], "chan receive");
   EXPECT_NEAR(rate, 20.0, 2.0);
+  // Leaked goroutines never end: the oldest was there from the first snapshot to the last.
+  EXPECT_NEAR(leak["oldest_s"].get<double>(), r["elapsed_s"].get<double>(), 1.0);
   EXPECT_EQ(r["leaks"].size(), 1u) << r["leaks"].dump(1);
   EXPECT_TRUE(server.proc->running());
 }

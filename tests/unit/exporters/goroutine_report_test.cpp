@@ -25,6 +25,7 @@ GoroutineReport sample_report() {
   leak.created_by = "main.spawn (/src/main.go:10)";
   leak.count = 100;
   leak.first_count = 10;
+  leak.oldest_s = 9;
   leak.states = {{"chan receive", 100}};
   leak.stack_state = "chan receive";
   leak.stack = {{"runtime.gopark", "proc.go", 363, 0x1000, false},
@@ -51,7 +52,7 @@ TEST(GoroutineReport, Json) {
 
 TEST(GoroutineReport, TextNamesTheLeakAndItsStackWithoutGoexit) {
   std::string t = goroutine_report_text(sample_report(), true);
-  EXPECT_NE(t.find("+10.0 goroutines/s  (10 -> 100, r2 0.99)  main.worker"), std::string::npos) << t;
+  EXPECT_NE(t.find("+10.0 goroutines/s  (10 -> 100, r2 0.99, oldest seen 9.0s)  main.worker"), std::string::npos) << t;
   EXPECT_NE(t.find("created by main.spawn (/src/main.go:10)"), std::string::npos) << t;
   EXPECT_NE(t.find("parked [chan receive]"), std::string::npos) << t;
   EXPECT_NE(t.find("main.go:20"), std::string::npos) << t;
