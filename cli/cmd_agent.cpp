@@ -9,7 +9,10 @@
 #include "cli/commands.h"
 #include "core/parse.h"
 #include "http_server.h"
+#include "goroutine_report.h"
 #include "pprof.h"
+#include "runtime/go_goroutines.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe::cli {
 namespace {
@@ -140,6 +143,63 @@ HttpResponse growth_endpoint(Agent& agent, const HttpRequest& req) {
   return r;
 }
 
+// /debug/pprof/goroutine[?pid=P][&debug=1|2]: a Go target's goroutines read
+// from its memory (collector/runtime/go_goroutines.h; no probes): the
+// goroutine profile (pprof), or with debug=1 the grouped text, with debug=2
+// every goroutine as Go prints them. `pid` picks one of the agent's
+// targets (needed when it has several).
+HttpResponse goroutine_endpoint(const TargetSpec& targets, const HttpRequest& req) {
+  HttpResponse r;
+  auto pids = resolve_targets(targets);
+  uint32_t pid = 0;
+  std::string want = req.param("pid");
+  if (!want.empty()) {
+    for (uint32_t p : pids)
+      if (std::to_string(p) == want) pid = p;
+    if (!pid) {
+      r.status = 400;
+      r.body = "pid " + want + " is not one of this agent's targets\n";
+      return r;
+    }
+  } else {
+    std::vector<uint32_t> go;
+    for (uint32_t p : pids)
+      if (is_go_executable("/proc/" + std::to_string(p) + "/exe")) go.push_back(p);
+    if (go.size() != 1) {
+      r.status = 400;
+      r.body = go.empty() ? "no Go program among this agent's targets\n"
+                          : "several Go targets: pick one with ?pid=PID\n";
+      return r;
+    }
+    pid = go.front();
+  }
+  GoroutineHuntOptions o;
+  o.pid = static_cast<pid_t>(pid);
+  o.top = 50;
+  auto rep = run_goroutine_hunt(o);
+  if (!rep) {
+    r.status = 400;
+    r.body = rep.error().message + (rep.error().hint.empty() ? "" : "\nhint: " + rep.error().hint) + "\n";
+    return r;
+  }
+  std::string debug = req.param("debug", "0");
+  if (debug == "1" || debug == "2") {
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = debug == "2" ? rep->dump : goroutine_report_text(*rep, false);
+    return r;
+  }
+  auto bytes = render_pprof(rep->goroutine_profile);
+  if (!bytes) {
+    r.status = 500;
+    r.body = bytes.error().message + "\n";
+    return r;
+  }
+  r.content_type = kPprofContentType;
+  r.headers["Content-Disposition"] = "attachment; filename=\"goroutine.pb.gz\"";
+  r.body = bytes.take();
+  return r;
+}
+
 }  // namespace
 
 void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
@@ -206,6 +266,7 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
       "  GET /debug/pprof/heap[?seconds=N]     with --leaks: memory in use per stack (Go heap profile)\n"
       "  GET /debug/pprof/allocs[?seconds=N]   with --leaks: bytes allocated per stack (alloc_space default)\n"
       "  GET /debug/pprof/growth?seconds=N      memory growth per stack: first-touch page faults, brk, mmap\n"
+      "  GET /debug/pprof/goroutine[?pid=P]    a Go target's goroutines from its memory (pprof; debug=1|2: text)\n"
       "  GET /healthz                           200 \"ok\", or \"degraded: ...\" when a family failed to attach\n"
       "Probe families:" + fams);
   const CLI::App* cmd_ptr = cmd;
@@ -255,6 +316,12 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
           HandlerKind::kLongRunning);
       server.handle_get(
           "/debug/pprof/growth", [&ag](const HttpRequest& req) { return growth_endpoint(ag, req); },
+          HandlerKind::kLongRunning);
+      // Reading goroutines takes ~0.1 s for the ELF and ~5 us per goroutine:
+      // the slow pool too, so a large target never delays /metrics.
+      server.handle_get(
+          "/debug/pprof/goroutine",
+          [targets = a->opts.targets](const HttpRequest& req) { return goroutine_endpoint(targets, req); },
           HandlerKind::kLongRunning);
       // 200 either way (the agent is alive and serving); the body says
       // "ok", or "degraded: ..." naming the families that failed to attach

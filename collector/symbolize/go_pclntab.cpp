@@ -265,6 +265,13 @@ int32_t GoPclntab::pc_value(const Func& f, uint32_t table_off, uint64_t vaddr) c
   }
 }
 
+int32_t GoPclntab::sp_delta(uint64_t vaddr) const {
+  int64_t index = lookup(vaddr);
+  if (index < 0) return -1;
+  const Func& f = funcs_[index];
+  return pc_value(f, u32(f.func_off + 16), vaddr);  // _func.pcsp
+}
+
 std::vector<GoFrame> GoPclntab::frames(uint64_t vaddr) const {
   std::vector<GoFrame> out;
   int64_t index = lookup(vaddr);

@@ -79,6 +79,10 @@ class GoPclntab {
   // The frames at `vaddr`, innermost (inlined) first, ending with the
   // function that holds vaddr. Empty when no function holds it.
   std::vector<GoFrame> frames(uint64_t vaddr) const;
+  // The function's frame size at `vaddr` (its pcsp table: bytes between the
+  // stack pointer there and the return address), as runtime.funcspdelta
+  // gives it; -1 when no function holds vaddr or the table is unreadable.
+  int32_t sp_delta(uint64_t vaddr) const;
 
  private:
   GoPclntab() = default;

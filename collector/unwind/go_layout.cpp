@@ -50,13 +50,30 @@ constexpr SwitchSpec kSwitchFunctions[] = {
 };
 static_assert(sizeof(kSwitchFunctions) / sizeof(kSwitchFunctions[0]) <= 4, "TP_GO_MAX_SWITCH");
 
-// Offsets by Go major.minor, from the DWARF of binaries of that version.
+// Offsets by Go major.minor (amd64). 1.19 is measured (DWARF of the Go
+// fixture, tests/unit/symbolize/go_symbolize_test.cpp); the other rows are
+// derived from src/runtime/runtime2.go of each release and unverified:
+//   1.17-1.20  one layout (tracking fields came in 1.17; 1.20 made
+//              atomicstatus/goid atomic types of the same size)
+//   1.21, 1.22 trace fields moved into g.trace (after startpc) and
+//              parentGoid came before gopc: gopc 280, startpc 296
+//   1.23       syscallbp after syscallpc shifts everything from stktopsp
+//              on by 8; coroexit adds a byte among the flags
+// runtime.m (g0, gsignal, curg) and gobuf are unchanged over 1.17-1.23.
 struct TableRow {
   const char* version;
+  bool verified;
   uint16_t g_m, g_sched, m_g0, m_curg, m_gsignal, gobuf_sp, gobuf_pc, gobuf_bp;
+  uint16_t g_syscallsp, g_syscallpc, g_atomicstatus, g_goid, g_waitsince, g_waitreason, g_gopc, g_startpc;
 };
 constexpr TableRow kTable[] = {
-    {"go1.19", 48, 56, 0, 192, 80, 0, 8, 48},
+    {"go1.17", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 296, 312},
+    {"go1.18", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 296, 312},
+    {"go1.19", true, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 296, 312},
+    {"go1.20", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 296, 312},
+    {"go1.21", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 280, 296},
+    {"go1.22", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 144, 152, 168, 176, 280, 296},
+    {"go1.23", false, 48, 56, 0, 192, 80, 0, 8, 48, 112, 120, 152, 160, 176, 184, 288, 304},
 };
 
 std::string major_minor(const std::string& version) {
@@ -156,17 +173,29 @@ Result<GoRuntimeLayout> go_layout_for_version(const std::string& version) {
     l.gobuf_sp = row.gobuf_sp;
     l.gobuf_pc = row.gobuf_pc;
     l.gobuf_bp = row.gobuf_bp;
+    l.g_syscallsp = row.g_syscallsp;
+    l.g_syscallpc = row.g_syscallpc;
+    l.g_atomicstatus = row.g_atomicstatus;
+    l.g_goid = row.g_goid;
+    l.g_waitsince = row.g_waitsince;
+    l.g_waitreason = row.g_waitreason;
+    l.g_gopc = row.g_gopc;
+    l.g_startpc = row.g_startpc;
+    l.verified = row.verified;
     return l;
   }
   return Error("Go runtime layout of " + (version.empty() ? std::string("an unknown Go version") : version) +
                    " is not known (no DWARF in the binary, no built-in table)",
-               "build without -ldflags=-w (keep DWARF), or add the version to collector/unwind/go_layout.cpp");
+               "the table covers go1.17-go1.23; build the target without -ldflags=-w (keep DWARF), or add its "
+               "version to collector/unwind/go_layout.cpp");
 }
 
 Result<GoRuntimeLayout> read_go_layout_from_dwarf(const std::string& path) {
   ElfHandle f(path);
   if (!f.elf || !is_go_binary(f.elf)) return Error(path + " is no Go binary");
-  MemberOffsets m = dwarf_members(f.elf, {{"runtime.g", {"stack", "m", "sched"}},
+  MemberOffsets m = dwarf_members(f.elf, {{"runtime.g", {"stack", "m", "sched", "syscallsp", "syscallpc",
+                                                         "atomicstatus", "goid", "waitsince", "waitreason", "gopc",
+                                                         "startpc"}},
                                           {"runtime.m", {"g0", "curg", "gsignal"}},
                                           {"runtime.gobuf", {"sp", "pc", "bp"}},
                                           {"runtime.stack", {"lo", "hi"}}});
@@ -180,12 +209,17 @@ Result<GoRuntimeLayout> read_go_layout_from_dwarf(const std::string& path) {
   };
   GoRuntimeLayout l;
   l.source = "dwarf";
+  l.verified = true;
   uint16_t g_stack = 0, lo = 0, hi = 0;
   if (!(get("runtime.g", "stack", &g_stack) && get("runtime.stack", "lo", &lo) && get("runtime.stack", "hi", &hi) &&
         get("runtime.g", "m", &l.g_m) && get("runtime.g", "sched", &l.g_sched) && get("runtime.m", "g0", &l.m_g0) &&
         get("runtime.m", "curg", &l.m_curg) && get("runtime.m", "gsignal", &l.m_gsignal) &&
         get("runtime.gobuf", "sp", &l.gobuf_sp) && get("runtime.gobuf", "pc", &l.gobuf_pc) &&
-        get("runtime.gobuf", "bp", &l.gobuf_bp)))
+        get("runtime.gobuf", "bp", &l.gobuf_bp) && get("runtime.g", "syscallsp", &l.g_syscallsp) &&
+        get("runtime.g", "syscallpc", &l.g_syscallpc) && get("runtime.g", "atomicstatus", &l.g_atomicstatus) &&
+        get("runtime.g", "goid", &l.g_goid) && get("runtime.g", "waitsince", &l.g_waitsince) &&
+        get("runtime.g", "waitreason", &l.g_waitreason) && get("runtime.g", "gopc", &l.g_gopc) &&
+        get("runtime.g", "startpc", &l.g_startpc)))
     return Error(path + ": no DWARF description of runtime.g/m/gobuf");
   l.g_stack_lo = static_cast<uint16_t>(g_stack + lo);
   l.g_stack_hi = static_cast<uint16_t>(g_stack + hi);

@@ -4,11 +4,18 @@
 // pointer, the offsets of a few runtime.g / runtime.m / runtime.gobuf
 // fields, and the address ranges of the functions that switch stacks.
 //
+// The same layout also carries the runtime.g fields that the goroutine
+// reader (collector/runtime/go_goroutines.h) takes from a target's memory:
+// status, goid, wait reason, creation and start pcs, syscall sp/pc.
+//
 // Field offsets come from the binary's DWARF when it has any, else from a
-// small table keyed by Go version (major.minor, from .go.buildinfo): Go 1.19
-// is in it (measured with DWARF). A Go binary of another version without
-// DWARF gets an error, never guessed offsets; its stacks then end at the
-// system stack as before.
+// table keyed by Go version (major.minor, from .go.buildinfo) covering Go
+// 1.17-1.23. Only the 1.19 row is verified here (DWARF of Debian's
+// golang-go 1.19 binaries, `verified`); the other rows follow the history
+// of src/runtime/runtime2.go and are marked unverified — readers check
+// them against the live process (the main goroutine must look like one)
+// before trusting them. A Go binary of a version outside the table and
+// without DWARF gets an error with a hint, never guessed offsets.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +39,10 @@ struct GoRuntimeLayout {
   uint16_t g_stack_lo = 0, g_stack_hi = 8, g_m = 0, g_sched = 0;
   uint16_t m_g0 = 0, m_curg = 0, m_gsignal = 0;
   uint16_t gobuf_sp = 0, gobuf_pc = 0, gobuf_bp = 0;
+  // runtime.g fields for reading goroutines from memory.
+  uint16_t g_syscallsp = 0, g_syscallpc = 0, g_atomicstatus = 0, g_goid = 0, g_waitsince = 0, g_waitreason = 0,
+           g_gopc = 0, g_startpc = 0;
+  bool verified = false;  // DWARF, or a table row checked against DWARF on our machines
   std::vector<GoSwitchFunction> switch_functions;
 };
 

@@ -275,6 +275,23 @@ TEST(GoRuntimeLayout, DwarfAndTableAgree) {
   EXPECT_EQ(d.gobuf_sp, t.gobuf_sp);
   EXPECT_EQ(d.gobuf_pc, t.gobuf_pc);
   EXPECT_EQ(d.gobuf_bp, t.gobuf_bp);
+  // The goroutine reader's runtime.g fields: the 1.19 row is DWARF's.
+  EXPECT_EQ(d.g_syscallsp, t.g_syscallsp);
+  EXPECT_EQ(d.g_syscallpc, t.g_syscallpc);
+  EXPECT_EQ(d.g_atomicstatus, t.g_atomicstatus);
+  EXPECT_EQ(d.g_goid, t.g_goid);
+  EXPECT_EQ(d.g_waitsince, t.g_waitsince);
+  EXPECT_EQ(d.g_waitreason, t.g_waitreason);
+  EXPECT_EQ(d.g_gopc, t.g_gopc);
+  EXPECT_EQ(d.g_startpc, t.g_startpc);
+  EXPECT_TRUE(d.verified);
+  EXPECT_TRUE(t.verified);  // the 1.19 row is checked by this very test
+  // Facts measured with DWARF on Go 1.19 (issue 10).
+  EXPECT_EQ(d.g_goid, 152);
+  EXPECT_EQ(d.g_atomicstatus, 144);
+  EXPECT_EQ(d.g_waitreason, 176);
+  EXPECT_EQ(d.g_gopc, 296);
+  EXPECT_EQ(d.g_startpc, 312);
   EXPECT_EQ(d.tls_g, -8);
   EXPECT_EQ(t.tls_g, -8);
   // Facts measured with DWARF on Go 1.19 (issue 10): g.sched +56, m.curg +192.
@@ -296,9 +313,19 @@ TEST(GoRuntimeLayout, DwarfAndTableAgree) {
 TEST(GoRuntimeLayout, UnknownVersionIsRefused) {
   EXPECT_TRUE(go_layout_for_version("go1.19.8"));
   EXPECT_TRUE(go_layout_for_version("go1.19"));
-  auto unknown = go_layout_for_version("go1.23.1");
+  // The table covers go1.17-go1.23 (only 1.19 verified here); outside it: refused.
+  for (const char* v : {"go1.17.13", "go1.18", "go1.20.3", "go1.21.0", "go1.22.5", "go1.23.1"}) {
+    auto row = go_layout_for_version(v);
+    ASSERT_TRUE(row) << v;
+    EXPECT_EQ(row->version, v);
+    EXPECT_FALSE(row->verified) << v;
+    EXPECT_EQ(row->g_sched, 56) << v;
+  }
+  EXPECT_EQ(go_layout_for_version("go1.23.1")->g_goid, 160);  // syscallbp (1.23) shifts it
+  EXPECT_FALSE(go_layout_for_version("go1.16.15"));
+  auto unknown = go_layout_for_version("go1.24.1");
   ASSERT_FALSE(unknown);
-  EXPECT_NE(unknown.error().message.find("go1.23.1"), std::string::npos);
+  EXPECT_NE(unknown.error().message.find("go1.24.1"), std::string::npos);
   EXPECT_FALSE(unknown.error().hint.empty());
   EXPECT_FALSE(go_layout_for_version(""));
   EXPECT_FALSE(go_layout_for_version("go1.1"));
@@ -306,6 +333,32 @@ TEST(GoRuntimeLayout, UnknownVersionIsRefused) {
   EXPECT_FALSE(not_go);
   EXPECT_FALSE(is_go_executable("/lib/x86_64-linux-gnu/libc.so.6"));
   EXPECT_TRUE(is_go_executable(kStripped));
+}
+
+// A stripped binary of a Go version outside the table (the version in its
+// .go.buildinfo rewritten to a fake one) is refused with a hint, never read
+// with guessed offsets.
+TEST(GoRuntimeLayout, StrippedBinaryOfUnknownVersionIsRefused) {
+  std::string bytes = test::read_file(kStripped);
+  auto at = bytes.find("go1.19.");
+  ASSERT_NE(at, std::string::npos);
+  // The buildinfo version string (a uvarint length byte before it).
+  auto info = bytes.find("\xff Go buildinf:");
+  if (info != std::string::npos) {
+    auto in_info = bytes.find("go1.19.", info);
+    if (in_info != std::string::npos) at = in_info;
+  }
+  bytes.replace(at, 7, "go9.99.");
+  const std::string fake = std::string(TICKPROBE_BIN_DIR) + "/go_gameserver_fake_version";
+  {
+    std::ofstream out(fake, std::ios::binary);
+    out << bytes;
+  }
+  auto r = read_go_runtime_layout(fake);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("go9.99."), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().hint.find("DWARF"), std::string::npos) << r.error().hint;
+  std::remove(fake.c_str());
 }
 
 // Function probes go on RET instructions and call sites found with capstone.
