@@ -39,13 +39,18 @@ Result<UniqueFd> make_map(bpf_map_type type, const char* name, uint32_t key_size
 Result<SharedMaps> SharedMaps::create(const SharedMapSizes& sizes) {
   SharedMaps m;
   m.sizes_ = sizes;
-  auto t = make_map(BPF_MAP_TYPE_HASH, "targets", 4, 4, sizes.max_targets, 0);
+  // The hashes are charged per entry in use (BPF_F_NO_PREALLOC), not for
+  // max_entries up front: a process's mapping table is 12 KiB, so 1024
+  // preallocated ones were 10 MiB for one target, and 16k preallocated
+  // stacks 9 MiB. max_entries still bounds them; a full map fails the
+  // insert as before (stacks_full, "raise --max-targets").
+  auto t = make_map(BPF_MAP_TYPE_HASH, "targets", 4, 4, sizes.max_targets, BPF_F_NO_PREALLOC);
   if (!t) return t.error();
   auto r = make_map(BPF_MAP_TYPE_ARRAY, "unwind_rows", 4, sizeof(tp_unwind_row), sizes.unwind_rows, 0);
   if (!r) return r.error();
-  auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, 0);
+  auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, BPF_F_NO_PREALLOC);
   if (!p) return p.error();
-  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, 0);
+  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, BPF_F_NO_PREALLOC);
   if (!s) return s.error();
   m.targets_ = t.take();
   m.unwind_rows_ = r.take();

@@ -17,7 +17,10 @@ namespace tickprobe {
 
 struct SharedMapSizes {
   uint32_t max_targets = 1024;
-  uint32_t unwind_rows = 1u << 20;  // 12 MiB of rows; ~170k rows cover tickgame + libc/libstdc++/OpenSSL
+  // 0: sized by Session::create from the first targets' binaries
+  // (auto_unwind_rows, unwind/unwind_tables.h). An array of 16-byte
+  // elements: 1 Mi rows are 16 MiB of kernel memory.
+  uint32_t unwind_rows = 0;
   uint32_t max_stacks = 16384;
 };
 
