@@ -23,8 +23,15 @@ StackAggKey StackAggKey::from_bpf(uint32_t tgid, uint32_t tid, uint64_t user, ui
   return k;
 }
 
+namespace {
+constexpr size_t kInitialBuckets = 2048;
+}  // namespace
+
 template <typename Key>
 void StackAggregate::add_values(Key&& key, const int64_t* values, size_t n) {
+  // A drain adds thousands of keys to a fresh aggregate: start with room
+  // for some instead of rehashing from one bucket up.
+  if (entries_.bucket_count() < kInitialBuckets) entries_.reserve(std::min(max_keys_, kInitialBuckets));
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     if (entries_.size() >= max_keys_) {
