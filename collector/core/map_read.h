@@ -31,13 +31,13 @@ void for_each_map_entry(int fd, Fn&& fn) {
 // Entries updated after being read are picked up by the next drain, so with
 // the families' alternating count maps nothing is lost or counted twice.
 //
-// In batches (BPF_MAP_LOOKUP_AND_DELETE_BATCH, one system call per 1024
+// In batches (BPF_MAP_LOOKUP_AND_DELETE_BATCH, one system call per 4096
 // entries instead of two per entry: 16k entries drain in a few ms instead
 // of ~40 ms, tests/bench/aggregate_bench.cpp); per key when the kernel
 // refuses the batch (or for what is left after a batch error).
 template <typename K, typename V, typename Fn>
 size_t drain_hash_map(int fd, Fn&& fn, size_t max_entries) {
-  constexpr uint32_t kBatch = 1024;
+  constexpr uint32_t kBatch = 4096;
   std::vector<K> bkeys(kBatch);
   std::vector<V> bvals(kBatch);
   uint64_t in_token = 0, out_token = 0;  // opaque batch positions (a bucket index for hashes)
