@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/session.h"
+#include "core/shared_maps.h"
 
 namespace tickprobe {
 
@@ -65,6 +66,7 @@ bool keeps_preallocation(const char* name) {
 }  // namespace
 
 void family_allocate_maps_on_use(bpf_object* obj) {
+  if (!lazy_hash_maps_supported()) return;  // kernels before 6.1: perf_event programs need preallocation
   bpf_map* map = nullptr;
   bpf_object__for_each_map(map, obj) {
     enum bpf_map_type type = bpf_map__type(map);

@@ -43,6 +43,14 @@ class SharedMaps {
   UniqueFd targets_, unwind_rows_, proc_maps_, stacks_;
 };
 
+// BPF_F_NO_PREALLOC for hash maps that perf_event programs use: kernels
+// before 6.1 (the bpf_mem_alloc series) reject a perf_event program that
+// references a hash map that is not preallocated. Probed once, by loading a
+// two-instruction perf_event program that references such a map.
+bool lazy_hash_maps_supported();
+// BPF_F_NO_PREALLOC when lazy_hash_maps_supported(), else 0.
+uint32_t lazy_hash_map_flags();
+
 // Memory charged for every BPF map this process holds open (the "memlock"
 // lines of /proc/self/fdinfo), in bytes.
 uint64_t bpf_map_memory_bytes();
