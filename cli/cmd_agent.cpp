@@ -237,8 +237,8 @@ void register_agent(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--max-stacks", a->opts.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
       ->default_val(16384)
       ->check(Count(1, kMaxStacksLimit));
-  cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
-      ->default_val(1u << 20)
+  cmd->add_option("--unwind-rows", a->opts.session.map_sizes.unwind_rows,
+                  "capacity of the CFI unwind table (rows; default: sized from the targets' binaries)")
       ->check(Count(1, kUnwindRowsLimit));
   cmd->add_option("--max-targets", a->opts.session.map_sizes.max_targets, "processes traced at once")
       ->default_val(1024)

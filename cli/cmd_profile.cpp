@@ -126,8 +126,8 @@ void register_common(CLI::App* cmd, ProfileArgs& a) {
   cmd->add_option("--max-stacks", a.rec.session.map_sizes.max_stacks, "distinct stacks kept in the kernel")
       ->default_val(16384)
       ->check(Count(1, kMaxStacksLimit));
-  cmd->add_option("--unwind-rows", a.rec.session.map_sizes.unwind_rows, "capacity of the CFI unwind table (rows)")
-      ->default_val(1u << 20)
+  cmd->add_option("--unwind-rows", a.rec.session.map_sizes.unwind_rows,
+                  "capacity of the CFI unwind table (rows; default: sized from the targets' binaries)")
       ->check(Count(1, kUnwindRowsLimit));
   cmd->add_option_function<std::vector<std::string>>(
          "--debug-dir",

@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <bpf/bpf.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -66,8 +67,18 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
     return Error("usage: --interval must be in (0, 3600] seconds", "e.g. --interval 1");
   if (!(opts.session.retention.forget_exited_after_s >= 0))
     return Error("usage: --forget-exited-after must be a duration >= 0", "e.g. --forget-exited-after 300s");
+  // Memory (issue 12): big transient buffers (unwind tables being built,
+  // a capture's symbolized profile, pprof encoding) get their own mappings,
+  // returned on free, instead of glibc raising its mmap threshold after the
+  // first one and keeping them in the heap; two arenas, not eight per core,
+  // for a process whose threads mostly wait.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 2);
   std::unique_ptr<Agent> a(new Agent(opts));
-  auto session = Session::create(opts.session);
+  // What runs now (attached below; the watcher catches what starts later)
+  // also sizes the maps that are sized to need.
+  auto running = resolve_targets(opts.targets);
+  auto session = Session::create(opts.session, running);
   if (!session) return session.error();
   a->session_ = session.take();
   for (const FamilySpec* spec : *specs) {
@@ -104,7 +115,6 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   if (!watcher) return watcher.error();
   a->watcher_ = watcher.take();
   // Attach to what runs now; the watcher catches what starts later.
-  auto running = resolve_targets(opts.targets);
   size_t attached_somewhere = 0;
   std::string first_error;
   for (uint32_t pid : running) {
@@ -149,6 +159,7 @@ bool Agent::attach_family(uint32_t pid, Family& f, Error* error) {
 
 size_t Agent::attach_target(uint32_t pid) {
   size_t attached = 0;
+  heap_churn_++;  // its unwind tables were just built and freed
   for (auto& f : families_) {
     Error err;
     if (attach_family(pid, *f, &err)) {
@@ -379,6 +390,13 @@ void Agent::run(const std::atomic<bool>& stop) {
     auto now = std::chrono::steady_clock::now();
     forget_exited(now);
     flush_log_summaries();
+    // After a capture or a target change (and at least once a minute),
+    // give the freed heap back; a trim costs about a millisecond.
+    if (uint64_t churn = heap_churn_.load(); churn != heap_churn_trimmed_ || now - last_trim_ > std::chrono::minutes(1)) {
+      malloc_trim(0);
+      heap_churn_trimmed_ = churn;
+      last_trim_ = now;
+    }
     if (alloc_ && now - last_leak_report_ >= std::chrono::duration<double>(opts_.leak_report_interval_s)) {
       refresh_leak_reports();
       last_leak_report_ = now;
@@ -412,6 +430,7 @@ Result<Profile> Agent::capture(ProfileKind kind, double seconds, const std::atom
   p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
   Family* fam = kind == ProfileKind::kCpu ? static_cast<Family*>(cpu_) : static_cast<Family*>(offcpu_);
   for (const auto& [k, v] : fam->counters().to_map(true)) p.counters[k] = v;
+  heap_churn_++;
   return p;
 }
 
@@ -434,6 +453,7 @@ Result<Profile> Agent::alloc_profile(bool inuse_default, double seconds, const s
   Profile p = build_alloc_profile(*alloc_, *session_, alloc_->stack_totals(), po);
   p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
   if (seconds > 0) p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
+  heap_churn_++;
   return p;
 }
 
@@ -454,6 +474,7 @@ Result<Profile> Agent::growth_profile(double seconds, const std::atomic<bool>& s
   p.time_nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(wall_start.time_since_epoch()).count();
   p.duration_nanos = static_cast<int64_t>(seconds * 1e9);
   for (const auto& [k, v] : growth_->counters().to_map(true)) p.counters[k] = v;
+  heap_churn_++;
   return p;
 }
 

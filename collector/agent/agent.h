@@ -114,6 +114,12 @@ class Agent {
   std::map<uint32_t, std::unique_ptr<LeakTracker>> leak_trackers_;
   std::map<uint32_t, LeakReport> leak_reports_;
   std::chrono::steady_clock::time_point last_leak_report_;
+  // Work that frees much heap (a capture's profile, a target's unwind
+  // tables) bumps heap_churn_; the run loop then hands the freed pages back
+  // to the kernel (malloc_trim), so RSS follows what is in use.
+  std::atomic<uint64_t> heap_churn_{0};
+  uint64_t heap_churn_trimmed_ = 0;
+  std::chrono::steady_clock::time_point last_trim_;
   HitchAnalyzer hitches_;
   std::chrono::steady_clock::time_point started_;
 

@@ -1,8 +1,13 @@
 #include "core/family.h"
 
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
 #include <charconv>
+#include <cstring>
 
 #include "core/session.h"
+#include "core/shared_maps.h"
 
 namespace tickprobe {
 
@@ -39,7 +44,42 @@ const FamilySpec* find_family(const std::string& name) {
   return nullptr;
 }
 
-Status family_reuse_shared_maps(Session& session, bpf_object* obj) { return session.maps().reuse_in(obj); }
+namespace {
+
+// Hash maps that stay preallocated: each hit of their program inserts and
+// deletes an entry (a context switch, a syscall, an allocator call), where
+// the preallocated free list is the cheapest insert there is.
+constexpr const char* kPreallocatedHashMaps[] = {
+    "start",          // offcpu: one insert + delete per switch-out/in
+    "inflight",       // sockets: per socket syscall
+    "allocs",         // alloc: per allocation / free
+    "alloc_threads",  // alloc: per allocator call (entry -> return)
+};
+
+bool keeps_preallocation(const char* name) {
+  if (std::strncmp(name, "__bpf", 5) == 0 || name[0] == '.') return true;  // libbpf's own (USDT specs), sections
+  for (const char* n : kPreallocatedHashMaps)
+    if (std::strcmp(name, n) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
+void family_allocate_maps_on_use(bpf_object* obj) {
+  if (!lazy_hash_maps_supported()) return;  // kernels before 6.1: perf_event programs need preallocation
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, obj) {
+    enum bpf_map_type type = bpf_map__type(map);
+    if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_PERCPU_HASH) continue;
+    if (keeps_preallocation(bpf_map__name(map))) continue;
+    bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_NO_PREALLOC);
+  }
+}
+
+Status family_reuse_shared_maps(Session& session, bpf_object* obj) {
+  family_allocate_maps_on_use(obj);
+  return session.maps().reuse_in(obj);
+}
 
 Error family_load_error(const char* family, int err) {
   std::string hint = "run `tickprobe doctor`; rerun with -v for the verifier log";

@@ -104,6 +104,18 @@ template <typename Skel>
 using SkeletonPtr = std::unique_ptr<Skel, SkeletonDeleter<Skel>>;
 
 // Non-template parts (error texts, shared-map reuse) live in family.cpp.
+//
+// Memory to need (issue 12): a preallocated hash map charges all of
+// max_entries up front (a family's two 16k-entry count maps are ~4 MiB,
+// mostly empty at one target). Before load, every hash map of a family's
+// object is switched to BPF_F_NO_PREALLOC, so the kernel charges entries
+// as they are inserted; max_entries still bounds each map and an insert
+// into a full map fails as before (counted by the family, counters.def).
+// The exceptions are maps that insert and delete on every hit of a hot
+// program (offcpu's `start`, sockets' `inflight`, alloc's per-call maps),
+// where preallocation is the cheaper insert, and libbpf's own maps.
+void family_allocate_maps_on_use(bpf_object* obj);
+// Also calls family_allocate_maps_on_use(obj).
 Status family_reuse_shared_maps(Session& session, bpf_object* obj);
 Error family_load_error(const char* family, int err);
 Error family_attach_error(const char* family, int err);

@@ -26,7 +26,7 @@ Result<Profile> record_profile(const RecordOptions& opts) {
     return Error("no running process matches " + opts.targets.describe(), hint);
   }
 
-  auto session = Session::create(opts.session);
+  auto session = Session::create(opts.session, pids);
   if (!session) return session.error();
   Session& s = **session;
   for (uint32_t pid : pids) {

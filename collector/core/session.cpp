@@ -27,14 +27,21 @@ void ensure_tracefs() {
 }
 }  // namespace
 
-Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts) {
+Result<std::unique_ptr<Session>> Session::create(const SessionOptions& opts,
+                                                  const std::vector<uint32_t>& initial_targets) {
   ensure_tracefs();
   if (auto st = require_bpf_features(); !st) return st.error();
-  auto maps = SharedMaps::create(opts.map_sizes);
+  SessionOptions sized = opts;
+  if (sized.map_sizes.unwind_rows == 0) {
+    sized.map_sizes.unwind_rows = auto_unwind_rows(initial_targets);
+    TP_LOG_DEBUG("unwind table: %u rows, sized from %zu target(s)", sized.map_sizes.unwind_rows,
+                 initial_targets.size());
+  }
+  auto maps = SharedMaps::create(sized.map_sizes);
   if (!maps) return maps.error();
   std::unique_ptr<Session> s(new Session());
   s->maps_ = maps.take();
-  s->opts_ = opts;
+  s->opts_ = sized;
   s->stacks_ = std::make_unique<StackStore>(s->maps_.stacks_fd(), opts.map_sizes.max_stacks);
   s->symbolizer_ = std::make_unique<Symbolizer>(opts.symbolizer);
   s->unwind_ = std::make_unique<UnwindTables>(s->maps_);

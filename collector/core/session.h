@@ -36,7 +36,10 @@ struct SessionStats {
 
 class Session {
  public:
-  static Result<std::unique_ptr<Session>> create(const SessionOptions& opts);
+  // `initial_targets`: the processes about to be added, so maps sized to
+  // need (map_sizes.unwind_rows == 0) fit their binaries.
+  static Result<std::unique_ptr<Session>> create(const SessionOptions& opts,
+                                                 const std::vector<uint32_t>& initial_targets = {});
 
   // Starts tracing a process: unwind tables, target map, symbolizer snapshot.
   Status add_target(uint32_t pid);

@@ -4,6 +4,7 @@
 #include <linux/types.h>
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -36,16 +37,47 @@ Result<UniqueFd> make_map(bpf_map_type type, const char* name, uint32_t key_size
 
 }  // namespace
 
+bool lazy_hash_maps_supported() {
+  static const bool supported = [] {
+    LIBBPF_OPTS(bpf_map_create_opts, mopts, .map_flags = BPF_F_NO_PREALLOC);
+    int map_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "tp_lazy_probe", 4, 4, 1, &mopts);
+    if (map_fd < 0) return false;
+    struct bpf_insn insns[4] = {};
+    insns[0].code = BPF_LD | BPF_DW | BPF_IMM;  // r1 = map (ld_imm64, two slots)
+    insns[0].dst_reg = BPF_REG_1;
+    insns[0].src_reg = BPF_PSEUDO_MAP_FD;
+    insns[0].imm = map_fd;
+    insns[2].code = BPF_ALU64 | BPF_MOV | BPF_K;  // r0 = 0
+    insns[2].dst_reg = BPF_REG_0;
+    insns[3].code = BPF_JMP | BPF_EXIT;
+    int prog_fd = bpf_prog_load(BPF_PROG_TYPE_PERF_EVENT, "tp_lazy_probe", "GPL", insns, 4, nullptr);
+    ::close(map_fd);
+    if (prog_fd < 0) return false;
+    ::close(prog_fd);
+    return true;
+  }();
+  return supported;
+}
+
+uint32_t lazy_hash_map_flags() { return lazy_hash_maps_supported() ? BPF_F_NO_PREALLOC : 0; }
+
 Result<SharedMaps> SharedMaps::create(const SharedMapSizes& sizes) {
   SharedMaps m;
   m.sizes_ = sizes;
-  auto t = make_map(BPF_MAP_TYPE_HASH, "targets", 4, 4, sizes.max_targets, 0);
+  // The hashes are charged per entry in use (BPF_F_NO_PREALLOC), not for
+  // max_entries up front: a process's mapping table is 12 KiB, so 1024
+  // preallocated ones were 10 MiB for one target, and 16k preallocated
+  // stacks 9 MiB. max_entries still bounds them; a full map fails the
+  // insert as before (stacks_full, "raise --max-targets"). Kernels before
+  // 6.1 keep them preallocated (lazy_hash_maps_supported).
+  const uint32_t lazy = lazy_hash_map_flags();
+  auto t = make_map(BPF_MAP_TYPE_HASH, "targets", 4, 4, sizes.max_targets, lazy);
   if (!t) return t.error();
   auto r = make_map(BPF_MAP_TYPE_ARRAY, "unwind_rows", 4, sizeof(tp_unwind_row), sizes.unwind_rows, 0);
   if (!r) return r.error();
-  auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, 0);
+  auto p = make_map(BPF_MAP_TYPE_HASH, "proc_maps", 4, sizeof(tp_proc_maps), sizes.max_targets, lazy);
   if (!p) return p.error();
-  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, 0);
+  auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, lazy);
   if (!s) return s.error();
   m.targets_ = t.take();
   m.unwind_rows_ = r.take();

@@ -17,7 +17,10 @@ namespace tickprobe {
 
 struct SharedMapSizes {
   uint32_t max_targets = 1024;
-  uint32_t unwind_rows = 1u << 20;  // 12 MiB of rows; ~170k rows cover tickgame + libc/libstdc++/OpenSSL
+  // 0: sized by Session::create from the first targets' binaries
+  // (auto_unwind_rows, unwind/unwind_tables.h). An array of 16-byte
+  // elements: 1 Mi rows are 16 MiB of kernel memory.
+  uint32_t unwind_rows = 0;
   uint32_t max_stacks = 16384;
 };
 
@@ -39,6 +42,14 @@ class SharedMaps {
   SharedMapSizes sizes_;
   UniqueFd targets_, unwind_rows_, proc_maps_, stacks_;
 };
+
+// BPF_F_NO_PREALLOC for hash maps that perf_event programs use: kernels
+// before 6.1 (the bpf_mem_alloc series) reject a perf_event program that
+// references a hash map that is not preallocated. Probed once, by loading a
+// two-instruction perf_event program that references such a map.
+bool lazy_hash_maps_supported();
+// BPF_F_NO_PREALLOC when lazy_hash_maps_supported(), else 0.
+uint32_t lazy_hash_map_flags();
 
 // Memory charged for every BPF map this process holds open (the "memlock"
 // lines of /proc/self/fdinfo), in bytes.

@@ -1,5 +1,6 @@
 #include "model/stack_aggregate.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <tuple>
@@ -22,16 +23,41 @@ StackAggKey StackAggKey::from_bpf(uint32_t tgid, uint32_t tid, uint64_t user, ui
   return k;
 }
 
-void StackAggregate::add(const StackAggKey& key, const std::vector<int64_t>& values) {
+namespace {
+constexpr size_t kInitialBuckets = 2048;
+}  // namespace
+
+template <typename Key>
+void StackAggregate::add_values(Key&& key, const int64_t* values, size_t n) {
+  // A drain adds thousands of keys to a fresh aggregate: start with room
+  // for some instead of rehashing from one bucket up.
+  if (entries_.bucket_count() < kInitialBuckets) entries_.reserve(std::min(max_keys_, kInitialBuckets));
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     if (entries_.size() >= max_keys_) {
       dropped_++;
       return;
     }
-    it = entries_.emplace(key, std::vector<int64_t>(num_values_, 0)).first;
+    it = entries_.emplace(std::forward<Key>(key), std::vector<int64_t>(num_values_, 0)).first;
   }
-  for (size_t i = 0; i < num_values_ && i < values.size(); i++) it->second[i] += values[i];
+  int64_t* sums = it->second.data();
+  for (size_t i = 0; i < num_values_ && i < n; i++) sums[i] += values[i];
+}
+
+void StackAggregate::add(const StackAggKey& key, const std::vector<int64_t>& values) {
+  add_values(key, values.data(), values.size());
+}
+
+void StackAggregate::add(StackAggKey&& key, std::initializer_list<int64_t> values) {
+  add_values(std::move(key), values.begin(), values.size());
+}
+
+std::vector<const StackAggregate::Entries::value_type*> StackAggregate::sorted_entries() const {
+  std::vector<const Entries::value_type*> out;
+  out.reserve(entries_.size());
+  for (const auto& e : entries_) out.push_back(&e);
+  std::sort(out.begin(), out.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  return out;
 }
 
 std::vector<int64_t> StackAggregate::totals() const {
@@ -59,7 +85,10 @@ Profile build_profile(const StackAggregate& agg, Session& session, const Profile
   std::unordered_map<uint64_t, std::vector<Frame>> kernel_cache;
   Symbolizer& sym = session.symbolizer();
 
-  for (const auto& [key, values] : agg.entries()) {
+  // Key order, so a profile's samples come out the same for the same data.
+  for (const auto* entry : agg.sorted_entries()) {
+    const StackAggKey& key = entry->first;
+    const std::vector<int64_t>& values = entry->second;
     Sample s;
     s.values = values;
     s.pid = key.tgid;

@@ -314,7 +314,7 @@ Result<SocketsRecording> record_sockets(const SocketsRecordOptions& o) {
   if (o.pid == 0) return Error("usage: no target given", "pass --pid PID");
   if (process_comm(o.pid).empty())
     return Error("process " + std::to_string(o.pid) + " does not exist", "is the process still running? check the pid");
-  auto session = Session::create(o.session);
+  auto session = Session::create(o.session, {o.pid});
   if (!session) return session.error();
   Session& s = **session;
   if (auto st = s.add_target(o.pid); !st) return st.error();

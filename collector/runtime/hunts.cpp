@@ -22,7 +22,7 @@ namespace {
 Result<std::unique_ptr<Session>> open_session(const HuntCommon& c) {
   if (c.pid == 0) return Error("no target given", "pass --pid PID");
   if (process_comm(c.pid).empty()) return Error("process " + std::to_string(c.pid) + " does not exist");
-  auto s = Session::create(c.session);
+  auto s = Session::create(c.session, {c.pid});
   if (!s) return s.error();
   if (auto st = s.value()->add_target(c.pid); !st) return st.error();
   return s;

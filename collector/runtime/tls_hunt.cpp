@@ -100,7 +100,7 @@ Result<TlsHuntResult> run_tls_hunt(const TlsHuntOptions& o) {
   if (c.pid == 0) return Error("no target given", "pass --pid PID");
   if (process_comm(c.pid).empty())
     return Error("process " + std::to_string(c.pid) + " does not exist", "is the process still running?");
-  auto session = Session::create(c.session);
+  auto session = Session::create(c.session, {c.pid});
   if (!session) return session.error();
   Session& s = **session;
   if (auto st = s.add_target(c.pid); !st) return st.error();

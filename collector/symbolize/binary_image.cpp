@@ -273,14 +273,15 @@ void BinaryImage::finish_symbols() {
                              [](const Symbol& a, const Symbol& b) { return a.addr == b.addr; }),
                  symbols_.end());
   symbols_.shrink_to_fit();
+  symbol_addrs_.resize(symbols_.size());
+  for (size_t i = 0; i < symbols_.size(); ++i) symbol_addrs_[i] = symbols_[i].addr;
   demangled_.assign(symbols_.size(), std::string());
 }
 
 int64_t BinaryImage::lookup(uint64_t vaddr) const {
-  auto it = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
-                             [](uint64_t a, const Symbol& s) { return a < s.addr; });
-  if (it == symbols_.begin()) return -1;
-  int64_t i = (it - symbols_.begin()) - 1;
+  auto it = std::upper_bound(symbol_addrs_.begin(), symbol_addrs_.end(), vaddr);
+  if (it == symbol_addrs_.begin()) return -1;
+  int64_t i = (it - symbol_addrs_.begin()) - 1;
   const Symbol& s = symbols_[i];
   if (s.size == 0 || vaddr < s.addr + s.size) return i;
   // Nested or overlapping symbols (e.g. a local alias inside a larger

@@ -103,6 +103,7 @@ class BinaryImage {
   std::string build_id_;
   ElfLoadInfo load_info_;
   std::vector<Symbol> symbols_;     // one per address, sorted by addr
+  std::vector<uint64_t> symbol_addrs_;  // symbols_[i].addr: the binary search touches 8 bytes per step, not 24
   std::vector<Symbol> all_names_;   // every alias, for find()
   std::string names_;               // NUL-separated name pool
   std::vector<std::string> demangled_;

@@ -47,6 +47,7 @@ struct MappedRange {
   uint64_t file_offset = 0;
   std::string module;  // path as the process sees it, "[vdso]", or "[anon]"
   std::string mapped_path;  // the path in /proc/PID/maps (differs from module for a symlinked executable)
+  std::string fde_suffix;   // " in <basename of module>", for func@0x... names
   bool main_executable = false;
   std::shared_ptr<BinaryImage> image;  // null when the file could not be read
 };
@@ -271,6 +272,10 @@ struct Symbolizer::Impl {
         if (it == opened.end()) it = opened.emplace(file_key, open_mapping(pid, m)).first;
         r.image = it->second;
       }
+      if (r.image) {
+        auto slash = r.module.rfind('/');
+        r.fde_suffix = " in " + (slash == std::string::npos ? r.module : r.module.substr(slash + 1));
+      }
       snap.ranges.push_back(std::move(r));
     }
     std::sort(snap.ranges.begin(), snap.ranges.end(),
@@ -345,11 +350,11 @@ struct Symbolizer::Impl {
     if (f.function.empty() && sym >= 0) f.function = image.name(sym, opts.demangle);
     if (f.function.empty() && opts.fde_names) {
       if (auto start = image.fde_function(vaddr)) {
-        std::string base = range->module;
-        if (auto slash = base.rfind('/'); slash != std::string::npos) base = base.substr(slash + 1);
         char buf[40];
-        std::snprintf(buf, sizeof buf, "func@0x%" PRIx64 " in ", *start);
-        f.function = buf + base;
+        int n = std::snprintf(buf, sizeof buf, "func@0x%" PRIx64, *start);
+        f.function.reserve(static_cast<size_t>(n) + range->fde_suffix.size());
+        f.function.assign(buf, static_cast<size_t>(n));
+        f.function += range->fde_suffix;
         ++stats.fde_named_frames;
       }
     }

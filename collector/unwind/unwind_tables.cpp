@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include <libelf.h>
+
 #include "core/log.h"
+#include "symbolize/elf_info.h"
 #include "symbolize/symbolizer.h"
 #include "bpf/include/unwind.h"
 #include "unwind/cfi_table.h"
@@ -121,6 +124,7 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
       stats_.rows_dropped += rows.size();
       TP_LOG_WARN("unwind table space full: %s (%zu rows) walks by frame pointer only", path.c_str(),
                   rows.size());
+      TP_LOG_WARN("hint: raise --unwind-rows (now %u, %u used)", maps_.sizes().unwind_rows, next_row_);
     } else if (auto st = write_rows(maps_.unwind_rows_fd(), next_row_, rows); !st) {
       stats_.build_errors++;
       TP_LOG_WARN("%s", st.error().message.c_str());
@@ -138,6 +142,30 @@ const UnwindTables::Binary& UnwindTables::binary_for(uint32_t pid, const std::st
     }
   }
   return binaries_.emplace(key, std::move(b)).first->second;
+}
+
+uint32_t auto_unwind_rows(const std::vector<uint32_t>& pids) {
+  ensure_libelf_initialized();
+  std::set<std::pair<uint64_t, uint64_t>> seen;  // (dev, inode)
+  uint64_t estimate = 0;
+  for (uint32_t pid : pids) {
+    for (const Mapping& m : read_proc_maps(pid, /*executable_only=*/true)) {
+      if (m.path.empty() || m.path[0] != '/' || m.inode == 0) continue;
+      uint64_t dev = (static_cast<uint64_t>(m.dev_major) << 32) | m.dev_minor;
+      if (!seen.insert({dev, m.inode}).second) continue;
+      int fd = ::open(binary_path_for(pid, m.path, m.start, m.end).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
+      size_t fdes = elf ? eh_frame_fde_starts(elf).size() : 0;
+      estimate += fdes ? fdes * 8 : (m.end - m.start) / 16;
+      if (elf) elf_end(elf);
+      ::close(fd);
+    }
+  }
+  estimate += 64;  // the vDSO
+  estimate += estimate / 2;
+  estimate = (estimate + 0xffff) & ~uint64_t{0xffff};
+  return static_cast<uint32_t>(std::clamp<uint64_t>(estimate, kMinAutoUnwindRows, kMaxAutoUnwindRows));
 }
 
 Result<bool> UnwindTables::update_process(uint32_t pid) {

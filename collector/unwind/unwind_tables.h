@@ -53,6 +53,19 @@ struct UnwindBinaryInfo {
 // mapping of `pid`, once per file.
 std::vector<UnwindBinaryInfo> inspect_process_unwind(uint32_t pid);
 
+// Capacity of the unwind row array when --unwind-rows is not given
+// (SharedMapSizes::unwind_rows == 0), sized from the binaries the first
+// targets map: each executable file's FDE count (.eh_frame_hdr) times 8
+// rows per FDE (measured: libc 7.5, libcrypto 7.9), or its code size / 16
+// without one (.debug_frame only, e.g. Go), once per file; plus half again
+// for binaries mapped later (dlopen, new targets, a restart into a new
+// build); rounded up to 64Ki rows, at least kMinAutoUnwindRows, at most
+// kMaxAutoUnwindRows. Rows that still do not fit are counted
+// (rows_dropped) and warned about with the --unwind-rows hint.
+constexpr uint32_t kMinAutoUnwindRows = 1u << 18;  // 3 MiB of rows: tickgame + libc/libstdc++/OpenSSL need ~170k
+constexpr uint32_t kMaxAutoUnwindRows = 1u << 20;
+uint32_t auto_unwind_rows(const std::vector<uint32_t>& pids);
+
 class UnwindTables {
  public:
   explicit UnwindTables(const SharedMaps& maps) : maps_(maps) {}
