@@ -206,7 +206,10 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
                    static_cast<unsigned long long>(at - *file_off));
     LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = false);
     bpf_link* l = bpf_program__attach_uprobe_opts(ep.enter, static_cast<pid_t>(pid), path.c_str(), at, &uo);
-    if (!l) return Error::from_errno("cannot attach a uprobe to " + fname + " in " + bin, errno);
+    if (!l) {
+      int err = errno;
+      return Error::from_errno("cannot attach a uprobe to " + fname + " in " + bin, err, uprobe_attach_hint(err));
+    }
     links.emplace_back(l);
     if (ep.exit) {
       LIBBPF_OPTS(bpf_uprobe_opts, ro, .bpf_cookie = cookie, .retprobe = true);
