@@ -203,8 +203,9 @@ Status require_bpf_features() {
   for (const auto& f : bpf_features()) {
     if (f.ok) continue;
     if (f.denied)
-      return Error("BPF helper " + f.name + " cannot be probed: " + f.detail,
-                   "grant CAP_BPF and CAP_PERFMON (or run as root); see `tickprobe doctor`");
+      return Error("cannot load BPF programs: " + f.detail,
+                   "not permitted: grant CAP_BPF and CAP_PERFMON (deploy/capabilities.txt), or run as root; see "
+                   "`tickprobe doctor`");
     return Error("this kernel lacks the BPF helper " + f.name + " (" + f.detail + "), needed for " + f.used_for,
                  "tickprobe needs Linux " + f.min_kernel + " or newer; see `tickprobe doctor`");
   }
@@ -239,7 +240,8 @@ std::vector<DoctorCheck> run_doctor_checks() {
     out.push_back(c);
     if (c.ok) {
       // tracefs is mode 0700 root: a mount is not access
-      bool readable = access((std::string(dir) + "/events").c_str(), R_OK | X_OK) == 0;
+      // AT_EACCESS: the effective ids and capabilities (access() uses the real uid without capabilities)
+      bool readable = faccessat(AT_FDCWD, (std::string(dir) + "/events").c_str(), R_OK | X_OK, AT_EACCESS) == 0;
       int err = errno;
       DoctorCheck r{"tracefs readable", readable, true, "", ""};
       r.detail = readable ? "ok" : std::string(dir) + "/events: " + std::strerror(err);
