@@ -36,7 +36,10 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 GAME_PORT=$(free_port) TLS_PORT=$(free_port) ADMIN_PORT=$(free_port) AGENT_PORT=$(free_port)
-GAME=$(readlink -f "$BIN/tickgame")
+# A private copy, so that --exe follows only this soak's tickgame and not
+# other processes started from the build's binary meanwhile.
+cp "$(readlink -f "$BIN/tickgame")" "$OUT/tickgame"
+GAME=$OUT/tickgame
 AGENT_URL=http://127.0.0.1:$AGENT_PORT
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }

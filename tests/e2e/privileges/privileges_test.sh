@@ -153,7 +153,7 @@ done
 agent_caps=$(caps_of agent)
 run_agent() {  # CAPS -> healthz body in $WORK/healthz
   local port; port=$(free_port)
-  as_caps "$1" "$TP" agent --pid "$G" --listen "127.0.0.1:$port" --leaks --enable sockets --enable tls \
+  setpriv $(capargs "$1") -- "$TP" agent --pid "$G" --listen "127.0.0.1:$port" --leaks --enable sockets --enable tls \
     > "$WORK/agent.log" 2>&1 &
   local ap=$!
   PIDS+=($ap)
