@@ -72,8 +72,8 @@ std::vector<DoctorCheck> check_caps() {
   out.push_back(c);
   DoctorCheck u{"capability for uprobes / USDT", caps.has(kCapSysAdmin), false,
                 std::string("CAP_SYS_ADMIN=") + yn(kCapSysAdmin),
-                "not permitted: coro, pauses, leaks, allocs, tls and the agent's runtime/alloc/tls families need "
-                "CAP_SYS_ADMIN on this kernel (perf_event_open of a uprobe)"};
+                "not permitted: coro, pauses, tls and the agent's runtime/tls families need CAP_SYS_ADMIN on this "
+                "kernel (perf_event_open of a uprobe)"};
   out.push_back(u);
   DoctorCheck k{"capability for kernel frames", caps.has(kCapSyslog), false,
                 std::string("CAP_SYSLOG=") + yn(kCapSyslog),
