@@ -7,6 +7,14 @@
 #include "core/doctor.h"
 
 namespace tickprobe::cli {
+namespace {
+// "DENIED" (a capability is missing) is not "MISSING" (the kernel lacks it).
+const char* status_word(const DoctorCheck& c, const char* failed) {
+  if (c.ok) return "ok";
+  if (c.hint.rfind("not permitted", 0) == 0) return "DENIED";
+  return c.required ? failed : "absent";
+}
+}  // namespace
 
 void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
   auto* cmd = app.add_subcommand("doctor", "check what this kernel offers tickprobe; with --pid, also how well that process unwinds");
@@ -28,6 +36,9 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
       bool all_ok = true;
       for (const auto& c : checks)
         if (c.required && !c.ok) all_ok = false;
+      if (proc)
+        for (const auto& c : proc->checks)
+          if (c.required && !c.ok) all_ok = false;
       if (*json) {
         nlohmann::ordered_json j;
         j["ok"] = all_ok;
@@ -38,6 +49,9 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
           nlohmann::ordered_json pj;
           pj["pid"] = proc->pid;
           pj["comm"] = proc->comm;
+          for (const auto& c : proc->checks)
+            pj["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"required", c.required}, {"detail", c.detail},
+                                    {"hint", c.ok ? "" : c.hint}});
           pj["binaries"] = nlohmann::ordered_json::array();
           for (const auto& b : proc->binaries)
             pj["binaries"].push_back({{"path", b.path},
@@ -53,12 +67,18 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
         std::printf("%s\n", j.dump(2).c_str());
       } else {
         for (const auto& c : checks) {
-          std::printf("%-6s %-38s %s\n", c.ok ? "ok" : (c.required ? "MISSING" : "absent"), c.name.c_str(),
-                      c.detail.c_str());
+          std::printf("%-6s %-38s %s\n", status_word(c, "MISSING"), c.name.c_str(), c.detail.c_str());
           if (!c.ok && !c.hint.empty()) std::printf("       hint: %s\n", c.hint.c_str());
         }
+        if (proc) {
+          std::printf("\nprocess %u (%s):\n", proc->pid, proc->comm.c_str());
+          for (const auto& c : proc->checks) {
+            std::printf("%-6s %-38s %s\n", status_word(c, "FAILED"), c.name.c_str(), c.detail.c_str());
+            if (!c.ok && !c.hint.empty()) std::printf("       hint: %s\n", c.hint.c_str());
+          }
+        }
         std::printf("\n%s\n", all_ok ? "everything tickprobe needs is available"
-                                     : "some required features are missing (see hints above)");
+                                     : "some required features are missing or not permitted (see hints above)");
         if (proc) {
           std::printf("\nunwinding pid %u (%s):\n", proc->pid, proc->comm.c_str());
           std::printf("  %9s %11s %6s %s\n", "cfi rows", "unsupported", "fp", "binary");
@@ -74,7 +94,7 @@ void register_doctor(CLI::App& app, GlobalOptions& g, Action& run) {
                       "pointer there; counted at run time as unwind_expr_unsupported)\n");
         }
       }
-      if (!all_ok) return Error("required kernel features are missing", "see the hints above");
+      if (!all_ok) return Error("required features are missing or not permitted", "see the hints above");
       return {};
     };
   });

@@ -18,6 +18,8 @@ PACKAGES=(
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libcapstone-dev stress-ng
   # debug files by build-id from a debuginfod server (client library; the server for tests)
   libdebuginfod-dev debuginfod
+  # privilege and deploy tests: setpriv/unshare, systemd-analyze verify, manifest parsing
+  util-linux systemd python3-yaml
 )
 
 missing=()

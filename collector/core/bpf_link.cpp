@@ -7,4 +7,5 @@ void UniqueFd::reset() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }
+void BpfLink::close_fd(int fd) { close(fd); }
 }  // namespace tickprobe

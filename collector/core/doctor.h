@@ -41,6 +41,10 @@ Status require_bpf_features();
 struct DoctorProcess {
   uint32_t pid = 0;
   std::string comm;
+  // Can tickprobe reach this process (each with a hint when not): its
+  // executable readable, a uprobe creatable on it, its USDT probes, its
+  // runtime kind. "not permitted" and "missing" are told apart.
+  std::vector<DoctorCheck> checks;
   std::vector<UnwindBinaryInfo> binaries;  // in map order
 };
 Result<DoctorProcess> inspect_process(uint32_t pid);

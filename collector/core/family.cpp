@@ -84,7 +84,7 @@ Status family_reuse_shared_maps(Session& session, bpf_object* obj) {
 Error family_load_error(const char* family, int err) {
   std::string hint = "run `tickprobe doctor`; rerun with -v for the verifier log";
   if (err == -EPERM || err == EPERM || err == -EACCES || err == EACCES)
-    hint = "loading BPF needs root or CAP_BPF + CAP_PERFMON; run `tickprobe doctor`";
+    hint = "not permitted: loading BPF needs CAP_BPF and CAP_PERFMON (deploy/capabilities.txt); run `tickprobe doctor`";
   else if (err == -E2BIG || err == E2BIG)
     hint = "a map size is too large for this kernel; lower the --max-* options";
   else if (err == -ENOMEM || err == ENOMEM)
@@ -95,10 +95,19 @@ Error family_load_error(const char* family, int err) {
 Error family_attach_error(const char* family, int err) {
   std::string hint = "run `tickprobe doctor`";
   if (err == -EPERM || err == EPERM || err == -EACCES || err == EACCES)
-    hint = "attaching needs root or CAP_BPF + CAP_PERFMON (and a readable tracefs); run `tickprobe doctor`";
+    hint = "not permitted: grant the capabilities of deploy/capabilities.txt (a readable tracefs needs uid 0 or "
+           "CAP_DAC_READ_SEARCH); run `tickprobe doctor`";
   else if (err == -ENOENT || err == ENOENT)
     hint = "a tracepoint or function is missing; is tracefs mounted? run `tickprobe doctor`";
   return Error::from_errno(std::string("failed to attach the ") + family + " BPF programs", err, hint);
+}
+
+std::string uprobe_attach_hint(int err) {
+  if (err == EACCES || err == EPERM || err == -EACCES || err == -EPERM)
+    return "not permitted: uprobes need CAP_SYS_ADMIN, and a process of another user CAP_SYS_PTRACE "
+           "(deploy/capabilities.txt); run `tickprobe doctor --pid PID`";
+  if (err == ENOENT || err == ESRCH || err == -ENOENT || err == -ESRCH) return "is the process still running?";
+  return "run `tickprobe doctor --pid PID`";
 }
 
 }  // namespace tickprobe

@@ -119,6 +119,10 @@ void family_allocate_maps_on_use(bpf_object* obj);
 Status family_reuse_shared_maps(Session& session, bpf_object* obj);
 Error family_load_error(const char* family, int err);
 Error family_attach_error(const char* family, int err);
+// The hint for a failed uprobe/USDT attach (perf_event_open of a uprobe):
+// EACCES/EPERM is a missing capability (CAP_SYS_ADMIN for uprobes on this
+// kernel, CAP_SYS_PTRACE for another user's process), not a wrong path.
+std::string uprobe_attach_hint(int err);
 
 template <typename Skel, typename Configure>
 Result<SkeletonPtr<Skel>> load_skeleton(Session& session, const char* family, SkeletonOps<Skel> ops,

@@ -63,8 +63,11 @@ Result<CpuSamplingEvents> open_cpu_sampling_events(uint32_t frequency, bool forc
     }
     if (fd < 0) {
       if (errno == ENODEV) continue;  // CPU went offline
-      return Error::from_errno("failed to open a perf event on CPU " + std::to_string(cpu), errno,
-                               "check /proc/sys/kernel/perf_event_paranoid and run as root");
+      int err = errno;
+      return Error::from_errno("failed to open a perf event on CPU " + std::to_string(cpu), err,
+                               err == EACCES || err == EPERM
+                                   ? "not permitted: perf events need CAP_PERFMON (deploy/capabilities.txt)"
+                                   : "check /proc/sys/kernel/perf_event_paranoid; run `tickprobe doctor`");
     }
     out.fds.emplace_back(fd);
   }

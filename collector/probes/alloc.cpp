@@ -1,5 +1,7 @@
 #include "probes/alloc.h"
 
+#include "core/uprobe_multi.h"
+
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -64,6 +66,10 @@ Result<std::unique_ptr<AllocProbe>> AllocProbe::create(Session& session, const A
   for (bpf_program* prog : {skel->progs.alloc_mmap_enter, skel->progs.alloc_mmap_exit, skel->progs.alloc_munmap_enter})
     bpf_program__set_autoload(prog, opts.track_mmap);
   if (auto st = session.maps().reuse_in(skel->obj); !st) return st.error();
+  // uprobe_multi links where the kernel has them: each detach then costs
+  // one grace period and detaches overlap (core/uprobe_multi.h).
+  bool multi = use_uprobe_multi(skel->obj);
+  TP_LOG_DEBUG("alloc: %s", multi ? "uprobe_multi links" : "perf-event uprobes (no uprobe_multi)");
   if (int err = alloc_bpf__load(skel))
     return Error::from_errno("failed to load the alloc BPF program", err,
                              "run `tickprobe doctor`; rerun with -v for the verifier log");
@@ -80,7 +86,11 @@ Result<std::unique_ptr<AllocProbe>> AllocProbe::create(Session& session, const A
 }
 
 AllocProbe::~AllocProbe() {
+  std::vector<BpfLink> all;
+  for (auto& [pid, links] : links_)
+    for (auto& l : links) all.push_back(std::move(l));
   links_.clear();
+  destroy_links_concurrently(all);
   global_links_.clear();
   if (skel_) alloc_bpf__destroy(skel_);
 }
@@ -204,16 +214,31 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
     if (at != *file_off)
       TP_LOG_DEBUG("%s: probe at +%llu, past its NULL check", fname.c_str(),
                    static_cast<unsigned long long>(at - *file_off));
-    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = false);
-    bpf_link* l = bpf_program__attach_uprobe_opts(ep.enter, static_cast<pid_t>(pid), path.c_str(), at, &uo);
-    if (!l) return Error::from_errno("cannot attach a uprobe to " + fname + " in " + bin, errno);
-    links.emplace_back(l);
-    if (ep.exit) {
-      LIBBPF_OPTS(bpf_uprobe_opts, ro, .bpf_cookie = cookie, .retprobe = true);
-      l = bpf_program__attach_uprobe_opts(ep.exit, static_cast<pid_t>(pid), path.c_str(), *file_off, &ro);
-      if (!l) return Error::from_errno("cannot attach a uretprobe to " + fname + " in " + bin, errno);
-      links.emplace_back(l);
-    }
+    auto attach = [&](bpf_program* prog, uint64_t off, bool ret) -> Status {
+      int err = 0;
+      if (loaded_for_uprobe_multi(prog)) {
+        BpfLink l;
+        err = attach_uprobe_multi(prog, pid, path, off, cookie, ret, &l);
+        if (!err) {
+          links.push_back(std::move(l));
+          return {};
+        }
+      } else {
+        LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = ret);
+        bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), path.c_str(), off, &uo);
+        if (l) {
+          links.emplace_back(l);
+          return {};
+        }
+        err = errno;
+      }
+      return Error::from_errno(std::string("cannot attach a ") + (ret ? "uretprobe" : "uprobe") + " to " + fname +
+                                   " in " + bin,
+                               err, uprobe_attach_hint(err));
+    };
+    if (auto st = attach(ep.enter, at, false); !st) return st.error();
+    if (ep.exit)
+      if (auto st = attach(ep.exit, *file_off, true); !st) return st.error();
     rep.attached.push_back(fname + " in " + bin);
     rep.attachments.push_back({fname, bin, obj->reason, false});
     TP_LOG_DEBUG("alloc: %s in %s (%s)", fname.c_str(), bin.c_str(), obj->reason.c_str());
@@ -233,7 +258,13 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
   return rep;
 }
 
-void AllocProbe::detach_process(uint32_t pid) { links_.erase(pid); }
+void AllocProbe::detach_process(uint32_t pid) {
+  auto it = links_.find(pid);
+  if (it == links_.end()) return;
+  std::vector<BpfLink> links = std::move(it->second);
+  links_.erase(it);
+  destroy_links_concurrently(links);
+}
 
 Status AllocProbe::attach(uint32_t pid) {
   if (links_.count(pid)) return {};

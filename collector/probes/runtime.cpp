@@ -100,6 +100,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   const auto& d = opts_.description;
   std::vector<BpfLink> links;
   std::string first_error;
+  int first_errno = 0;
   // A function probe: a uprobe on its entry, or on each of its RETs (never
   // a uretprobe: Go programs crash under them).
   auto function = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind) {
@@ -156,6 +157,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
     if (!l) {
       int err = errno;
       rep.missing.push_back(ref.describe());
+      if (err != ENOENT && first_error.empty()) first_errno = err;
       if (err != ENOENT && first_error.empty())
         first_error = "cannot attach to USDT " + ref.describe() + " in " + binary + ": " + std::strerror(err);
       TP_LOG_DEBUG("USDT %s in %s: %s", ref.describe().c_str(), binary.c_str(), std::strerror(err));
@@ -183,7 +185,8 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
     }
   }
   if (links.empty()) {
-    if (!first_error.empty()) return Error(first_error, "run `tickprobe doctor`; is the path right?");
+    if (!first_error.empty())
+      return Error(first_error, first_errno ? uprobe_attach_hint(first_errno) : "run `tickprobe doctor --pid PID`");
     return Error("no probe of runtime \"" + d.name + "\" found in " + binary,
                  "list its probes with `readelf -n " + binary + "`; describe them with --runtime FILE.json");
   }

@@ -222,10 +222,12 @@ Result<TlsAttachReport> TlsProbe::attach_process(uint32_t pid) {
     if (!off) return Error("cannot map " + what + " to a file offset in " + bin_path);
     LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
     bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), bin_path.c_str(), *off, &uo);
-    if (!l)
+    if (!l) {
+      int err = errno;
       return Error::from_errno(std::string("cannot attach a ") + (ret ? "uretprobe" : "uprobe") + " to " + what +
                                    " in " + bin_path,
-                               errno, "is the process still running?");
+                               err, uprobe_attach_hint(err));
+    }
     links.emplace_back(l);
     return {};
   };

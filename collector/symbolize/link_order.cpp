@@ -1,3 +1,4 @@
+#include <cerrno>
 #include "symbolize/link_order.h"
 
 #include <fcntl.h>
@@ -150,7 +151,14 @@ Result<std::vector<LinkOrderEntry>> process_lookup_order(uint32_t pid) {
   std::string proc = "/proc/" + std::to_string(pid);
   char buf[4096];
   ssize_t n = readlink((proc + "/exe").c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return Error::from_errno("cannot read " + proc + "/exe", errno, "is the process still running?");
+  if (n <= 0) {
+    int err = errno;
+    return Error::from_errno("cannot read " + proc + "/exe", err,
+                             err == EACCES || err == EPERM
+                                 ? "not permitted: a process of another user needs CAP_SYS_PTRACE "
+                                   "(deploy/capabilities.txt)"
+                                 : "is the process still running?");
+  }
   LinkOrderInput in;
   in.exe = std::string(buf, static_cast<size_t>(n));
   const std::string deleted = " (deleted)";

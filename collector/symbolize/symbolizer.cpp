@@ -17,6 +17,7 @@
 
 #include "symbolize/binary_image.h"
 #include "symbolize/kernel_symbols.h"
+#include "core/log.h"
 
 namespace tickprobe {
 
@@ -529,11 +530,30 @@ std::string process_invoked_path(uint32_t pid) {
   return exe;
 }
 
+namespace {
+std::string read_kptr_restrict() {
+  FILE* f = std::fopen("/proc/sys/kernel/kptr_restrict", "r");
+  if (!f) return "?";
+  char buf[16] = {0};
+  if (!std::fgets(buf, sizeof(buf), f)) buf[0] = 0;
+  std::fclose(f);
+  std::string s(buf);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "?" : s;
+}
+}  // namespace
+
 std::vector<Frame> Symbolizer::symbolize_kernel(const std::vector<uint64_t>& addrs, bool leaf_is_exact_ip) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->kernel_loaded) {
     impl_->kernel_loaded = true;
-    impl_->kernel.load_from_proc();
+    // Without CAP_SYSLOG /proc/kallsyms reads as all-zero addresses (whatever
+    // kptr_restrict says): every kernel frame would be a bare address. Say so
+    // once instead of printing them silently.
+    if (!impl_->kernel.load_from_proc() && !addrs.empty())
+      TP_LOG_WARN("kernel frames are shown as addresses: /proc/kallsyms has no usable addresses (kptr_restrict=%s); "
+                  "hint: grant CAP_SYSLOG (deploy/capabilities.txt)",
+                  read_kptr_restrict().c_str());
   }
   std::vector<Frame> out;
   out.reserve(addrs.size());

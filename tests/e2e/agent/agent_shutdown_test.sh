@@ -3,10 +3,13 @@
 # An agent tracing tickgame (USDT runtime probes, allocator uprobes with
 # --leaks, perf events, tracepoints) with a profile capture in flight gets
 # SIGTERM:
-#  1. it exits 0; the time is measured and printed (the kernel detaches each
-#     uprobe with one grace period, ~0.1 s here, so this grows with the number
-#     of uprobes: see docs/overhead.md). The bound asserted is generous: it
-#     catches a hang or a capture that runs on, not scheduling noise;
+#  1. it exits 0; the time is measured and printed. It is not asserted to be
+#     under 1 s: closing a perf-event uprobe costs ~0.09 s in the kernel and
+#     the kernel serializes those closes (event_mutex), even from several
+#     threads (scripts/bench_uprobe_detach.sh, docs/agent.md "Shutdown"), so
+#     it grows with the number of uprobes until they are uprobe_multi links.
+#     The bound asserted is generous: it catches a hang or a capture that runs
+#     on, not scheduling noise;
 #  2. every BPF link it held (link ids read from /proc/PID/fdinfo while it
 #     ran) is gone afterwards (`bpftool link show id N` fails);
 #  3. /sys/kernel/tracing/uprobe_events has no entry of it (legacy uprobes

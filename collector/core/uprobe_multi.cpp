@@ -1,0 +1,118 @@
+#include "core/uprobe_multi.h"
+
+#include <bpf/bpf.h>
+#include <dlfcn.h>
+#include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace tickprobe {
+namespace {
+
+// Not in Debian 12's UAPI headers (6.1): enum bpf_attach_type and the
+// BPF_LINK_CREATE layout of Linux 6.6 (include/uapi/linux/bpf.h).
+constexpr uint32_t kTraceUprobeMulti = 48;    // BPF_TRACE_UPROBE_MULTI
+constexpr uint32_t kUprobeMultiReturn = 1;    // BPF_F_UPROBE_MULTI_RETURN
+struct LinkCreateUprobeMulti {
+  uint32_t prog_fd, target_fd, attach_type, flags;
+  uint64_t path, offsets, ref_ctr_offsets, cookies;
+  uint32_t cnt, uflags, pid;
+};
+static_assert(sizeof(LinkCreateUprobeMulti) <= sizeof(bpf_attr), "fits in union bpf_attr");
+
+int link_create(int prog_fd, const char* path, const uint64_t* offset, const uint64_t* cookie, uint32_t flags,
+                uint32_t pid) {
+  bpf_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  auto* c = reinterpret_cast<LinkCreateUprobeMulti*>(&attr);
+  c->prog_fd = static_cast<uint32_t>(prog_fd);
+  c->attach_type = kTraceUprobeMulti;
+  c->path = reinterpret_cast<uint64_t>(path);
+  c->offsets = reinterpret_cast<uint64_t>(offset);
+  c->cookies = reinterpret_cast<uint64_t>(cookie);
+  c->cnt = 1;
+  c->uflags = flags;
+  c->pid = pid;
+  return static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
+}
+
+bool probe() {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  LIBBPF_OPTS(bpf_prog_load_opts, o, .expected_attach_type = static_cast<bpf_attach_type>(kTraceUprobeMulti));
+  int prog = bpf_prog_load(BPF_PROG_TYPE_KPROBE, nullptr, "GPL", insns, 2, &o);
+  if (prog < 0) return false;
+  // A link on libc's getpid, for this process only: EINVAL from the attach
+  // type means no uprobe_multi (the program load alone proves nothing:
+  // kernels before 5.18 ignore a kprobe program's expected_attach_type).
+  bool ok = false;
+  Dl_info info{};
+  void* fn = dlsym(RTLD_DEFAULT, "getpid");
+  if (fn && dladdr(fn, &info) && info.dli_fname && info.dli_fbase) {
+    // libc's segments keep p_vaddr == p_offset, so the distance from the
+    // load base is the file offset
+    uint64_t off = reinterpret_cast<uint64_t>(fn) - reinterpret_cast<uint64_t>(info.dli_fbase), cookie = 0;
+    uint32_t self = static_cast<uint32_t>(getpid());
+    int l = link_create(prog, info.dli_fname, &off, &cookie, 0, self);
+    ok = l >= 0;
+    if (l >= 0) close(l);
+  }
+  close(prog);
+  return ok;
+}
+
+}  // namespace
+
+bool uprobe_multi_supported() {
+  static const bool supported = probe();
+  return supported;
+}
+
+bool use_uprobe_multi(bpf_object* obj) {
+  if (!uprobe_multi_supported()) return false;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj) {
+    const char* sec = bpf_program__section_name(prog);
+    if (std::strncmp(sec, "uprobe", 6) == 0 || std::strncmp(sec, "uretprobe", 9) == 0)
+      bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kTraceUprobeMulti));
+  }
+  return true;
+}
+
+bool loaded_for_uprobe_multi(const bpf_program* prog) {
+  return static_cast<uint32_t>(bpf_program__expected_attach_type(prog)) == kTraceUprobeMulti;
+}
+
+int attach_uprobe_multi(const bpf_program* prog, uint32_t pid, const std::string& path, uint64_t offset,
+                        uint64_t cookie, bool retprobe, BpfLink* out) {
+  int fd = link_create(bpf_program__fd(prog), path.c_str(), &offset, &cookie, retprobe ? kUprobeMultiReturn : 0, pid);
+  if (fd < 0) return errno;
+  *out = BpfLink::from_fd(fd);
+  return 0;
+}
+
+void destroy_links_concurrently(std::vector<BpfLink>& links) {
+  constexpr size_t kThreads = 16;
+  if (links.size() < 2) {
+    links.clear();
+    return;
+  }
+  size_t n = std::min(kThreads, links.size());
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  for (size_t t = 0; t < n; ++t)
+    threads.emplace_back([&links, t, n] {
+      for (size_t i = t; i < links.size(); i += n) links[i].reset();
+    });
+  for (auto& th : threads) th.join();
+  links.clear();
+}
+
+}  // namespace tickprobe
