@@ -235,9 +235,11 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
     if (key.second == "tick") r.tick = summarize(h);
     else if (key.second == "frame") r.frame = summarize(h);
     else if (key.second.rfind("pause:", 0) == 0) r.pauses[key.second.substr(6)] = summarize(h);
+    else if (key.second == "gc_cycle") r.pauses["gc_cycle"] = summarize(h);
   }
   for (const auto& pd : o.runtime.pauses)
     if (!r.pauses.count(pd.kind)) r.pauses[pd.kind] = summarize(LatencyHistogram());
+  if (o.runtime.has_gc_cycles() && !r.pauses.count("gc_cycle")) r.pauses["gc_cycle"] = summarize(LatencyHistogram());
   if (auto it = hitches.processes().find(o.common.pid); it != hitches.processes().end()) {
     r.budget_ns = it->second.budget_ns;
     r.budget_inferred = it->second.budget_inferred;

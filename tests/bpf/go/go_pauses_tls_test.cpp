@@ -1,0 +1,240 @@
+// Go servers through `tickprobe pauses` (GC cycles, goroutine tick hitches)
+// and `tickprobe tls` (crypto/tls handshakes), against the Go fixture's own
+// ground truth: debug.ReadGCStats, its per-tick measurements (/ticks) and
+// its handshake counters, with `openssl s_client` as the real TLS peer.
+// Needs root and BPF.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+
+#include "go_fixture.h"
+
+namespace {
+
+using namespace tickprobe::test;
+using namespace tickprobe::test::go;
+using nlohmann::json;
+
+int ncpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
+
+// ---------------------------------------------------------------- GC cycles
+
+TEST(GoPauses, GcCyclesEqualNumGcAndTheirPauseTotalMatches) {
+  GoServer server = start_go_server({}, {"GOGC=off"});  // no collection but the test's
+  ASSERT_NE(server.http_port, 0);
+  Tickprobe tp({"pauses", "-q", "--pid", std::to_string(server.proc->pid()), "-d", "0", "--json"});
+  // Stop-the-world entry + the nanotime call site, gcStart, gcMarkTermination.
+  ASSERT_TRUE(tp.wait_attached(4)) << tp.proc->stderr_text();
+  json before = get_json(server, "/gcstats");  // no pause of its own
+  json after = get_json(server, "/gc?n=25");
+  json r = tp.finish();
+  ASSERT_TRUE(r["pauses"].contains("gc_cycle")) << r.dump().substr(0, 2000);
+  const auto& cyc = r["pauses"]["gc_cycle"];
+  int64_t cycles = after["num_gc"].get<int64_t>() - before["num_gc"].get<int64_t>();
+  double go_total_us = (after["pause_total_ns"].get<double>() - before["pause_total_ns"].get<double>()) / 1e3;
+  double ours_us = cyc["total_ns"].get<double>() / 1e3;
+  std::printf("GC cycles: tickprobe %lld, NumGC delta %lld; pause per cycle: tickprobe %.1f us, runtime %.1f us\n",
+              static_cast<long long>(cyc["count"].get<int64_t>()), static_cast<long long>(cycles),
+              ours_us / std::max<int64_t>(cycles, 1), go_total_us / std::max<int64_t>(cycles, 1));
+  ASSERT_EQ(cycles, 25);
+  EXPECT_EQ(cyc["count"].get<int64_t>(), cycles);
+  // Within 5% or 50 us per cycle. Bias: Go's clock for a pause starts before
+  // the stopTheWorldWithSema probe trap and ends at the nanotime call the
+  // end probe sits on, so ours is lower by about one trap per pause.
+  EXPECT_NEAR(ours_us, go_total_us, std::max(0.05 * go_total_us, 50.0 * cycles));
+  EXPECT_TRUE(server.proc->running());
+}
+
+// ---------------------------------------------------------------- tick hitches
+
+std::map<int64_t, json> ticks_by_number(const GoServer& s) {
+  std::map<int64_t, json> m;
+  for (const auto& t : get_json(s, "/ticks")) m[t["n"].get<int64_t>()] = t;
+  return m;
+}
+
+uint64_t part_ns(const json& hitch, const std::string& cause) {
+  uint64_t ns = 0;
+  for (const auto& p : hitch["parts"])
+    if (p["cause"] == cause) ns += p["ns"].get<uint64_t>();
+  return ns;
+}
+
+void expect_parts_sum_to_frame(const json& hitches) {
+  for (const auto& h : hitches) {
+    uint64_t sum = 0;
+    for (const auto& p : h["parts"]) sum += p["ns"].get<uint64_t>();
+    EXPECT_EQ(sum, h["frame_ns"].get<uint64_t>()) << h.dump();
+  }
+}
+
+std::vector<std::string> pause_args(const GoServer& s) {
+  return {"pauses", "-q", "--pid", std::to_string(s.proc->pid()), "-d", "0", "--json", "--top", "1000",
+          "--tick-function", "main.tick", "--tick-id", "rdi", "--budget-ms", "50"};
+}
+
+// Every 20th tick writes to a reader that drains slowly (no deadline: the
+// goroutine parks in IO wait); every 30th burns CPU. Each hitch is judged by
+// what the fixture measured inside that very tick.
+TEST(GoHitches, BlockingWritesAndCpuInTheTickAreAttributedToTheirCause) {
+  GoServer server = start_go_server({"-tick-write-every", "20", "-tick-spin-every", "30", "-tick-spin-ms", "80"});
+  ASSERT_NE(server.http_port, 0);
+  Tickprobe tp(pause_args(server));
+  // main.tick entry + RETs, gopark entry + RETs, the stop-the-world probes.
+  ASSERT_TRUE(tp.wait_attached(6)) << tp.proc->stderr_text();
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  auto ticks = ticks_by_number(server);
+  json r = tp.finish();
+  ASSERT_TRUE(r.contains("worst_hitches")) << r.dump().substr(0, 2000);
+  const auto& hitches = r["worst_hitches"];
+  expect_parts_sum_to_frame(hitches);
+  int writes = 0, spins = 0;
+  for (const auto& h : hitches) {
+    auto it = ticks.find(h["tick"].get<int64_t>());
+    if (it == ticks.end()) continue;
+    double frame = h["frame_ns"].get<double>();
+    double write_ns = it->second["write_ns"].get<double>(), spin_ns = it->second["spin_ns"].get<double>();
+    if (write_ns > 0.6 * frame) {
+      writes++;
+      EXPECT_EQ(h["dominant_cause"], "goroutine_blocked") << h.dump() << "\nfixture: " << it->second.dump();
+      // Parked time (gopark -> RET) inside the write, against its wall time.
+      double blocked = static_cast<double>(part_ns(h, "goroutine_blocked"));
+      EXPECT_GE(blocked, 0.8 * write_ns) << h.dump();
+      EXPECT_LE(blocked, write_ns + 1e6) << h.dump();
+    } else if (spin_ns > 0.6 * frame) {
+      spins++;
+      EXPECT_EQ(h["dominant_cause"], "cpu") << h.dump() << "\nfixture: " << it->second.dump();
+      EXPECT_GE(static_cast<double>(part_ns(h, "cpu")), 0.8 * spin_ns) << h.dump();
+    }
+  }
+  std::printf("hitches %zu: %d judged by a blocking write, %d by CPU in the tick; frames %lld\n", hitches.size(),
+              writes, spins, static_cast<long long>(r["frames"].get<int64_t>()));
+  // 8 s at 20 Hz: ~8 writing ticks (fewer when writes run long) and ~5 spinning ones.
+  EXPECT_GE(writes, 2);
+  EXPECT_GE(spins, 2);
+  EXPECT_TRUE(server.proc->running());
+}
+
+// With asynchronous preemption off, a goroutine spinning without calls holds
+// a GC's stop-the-world until it ends (~150 ms unloaded; the calibration runs
+// on a loaded machine, so often less): every goroutine, the tick's too, is
+// stopped. The runtime's own pause records are the ground truth. A pause of
+// at least budget + slack lies inside one goroutine frame (no tick can begin
+// while the world is stopped) and makes it late by construction.
+TEST(GoHitches, StopTheWorldStallsAreAttributedToStw) {
+  GoServer server = start_go_server({"-stw-stall-ms", "150", "-stw-stall-every", "1s"}, {"GODEBUG=asyncpreemptoff=1"});
+  ASSERT_NE(server.http_port, 0);
+  Tickprobe tp(pause_args(server));
+  ASSERT_TRUE(tp.wait_attached(6)) << tp.proc->stderr_text();
+  json before = get_json(server, "/gcstats");
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  json after = get_json(server, "/gcstats");
+  json r = tp.finish();
+  ASSERT_TRUE(r.contains("worst_hitches")) << r.dump().substr(0, 2000);
+  const auto& hitches = r["worst_hitches"];
+  expect_parts_sum_to_frame(hitches);
+  // The runtime's pauses (per cycle, most recent first) of the cycles inside [before, after].
+  int64_t cycles = after["num_gc"].get<int64_t>() - before["num_gc"].get<int64_t>();
+  int long_cycles = 0;
+  uint64_t max_pause = 0;
+  for (int64_t i = 0; i < cycles && i < static_cast<int64_t>(after["pause_ns"].size()); i++) {
+    uint64_t p = after["pause_ns"][i].get<uint64_t>();
+    max_pause = std::max(max_pause, p);
+    if (p >= 60000000) long_cycles++;
+  }
+  // Every cycle of the whole run bounds what a frame can hold.
+  for (const auto& p : after["pause_ns"]) max_pause = std::max(max_pause, p.get<uint64_t>());
+  int stw = 0;
+  for (const auto& h : hitches) {
+    uint64_t s = part_ns(h, "stw");
+    if (h["dominant_cause"] != "stw") continue;
+    stw++;
+    EXPECT_GE(s, 40000000u) << h.dump();
+    EXPECT_LE(s, max_pause + 2000000) << h.dump();
+  }
+  std::printf("GC cycles in [before, after] %lld, %d of them >= 60 ms (max %.1f ms); hitches %zu, %d caused by stw\n",
+              static_cast<long long>(cycles), long_cycles, static_cast<double>(max_pause) / 1e6, hitches.size(), stw);
+  ASSERT_GE(long_cycles, 3) << "the stall did not stop the world (asyncpreemptoff?)";
+  // Each long stop-the-world lands in one goroutine frame, which it makes
+  // late; the watch is longer than [before, after] by up to a stall period
+  // at each end.
+  EXPECT_GE(stw, long_cycles);
+  EXPECT_LE(stw, long_cycles + 4);
+  EXPECT_TRUE(server.proc->running());
+}
+
+// ---------------------------------------------------------------- crypto/tls
+
+bool openssl_handshake(uint16_t port) {
+  std::string cmd = "/usr/bin/openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                    " -servername localhost </dev/null >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+void raw_client(uint16_t port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && !bytes.empty())
+    (void)!write(fd, bytes.data(), bytes.size());
+  usleep(20000);
+  close(fd);
+}
+
+uint64_t outcome(const json& r, const std::string& side, const std::string& result) {
+  uint64_t n = 0;
+  for (const auto& o : r["outcomes"])
+    if (o["side"] == side && o["result"] == result) n += o["count"].get<uint64_t>();
+  return n;
+}
+
+TEST(GoTls, HandshakesCountedExactlyByOutcomeWithPeers) {
+  ASSERT_EQ(access("/usr/bin/openssl", X_OK), 0) << "openssl missing: run scripts/bootstrap.sh";
+  GoServer server = start_go_server({});
+  ASSERT_NE(server.http_port, 0);
+  Tickprobe tp({"tls", "-q", "--pid", std::to_string(server.proc->pid()), "-d", "0", "--json"});
+  // The handshake-CPU sampler (one per CPU), then entry + RETs of
+  // serverHandshake and clientHandshake.
+  ASSERT_TRUE(tp.wait_attached(ncpus() + 4)) << tp.proc->stderr_text();
+  json before = get_json(server, "/stats");
+  constexpr int kGood = 12, kGarbage = 5, kHangUp = 3;
+  for (int i = 0; i < kGood; i++) EXPECT_TRUE(openssl_handshake(server.tls_port));
+  for (int i = 0; i < kGarbage; i++) raw_client(server.tls_port, "GET / HTTP/1.0\r\n\r\n");
+  for (int i = 0; i < kHangUp; i++) raw_client(server.tls_port, "");
+  json after;
+  for (int i = 0; i < 200; i++) {
+    after = get_json(server, "/stats");
+    if (after["tls_failures"].get<int64_t>() - before["tls_failures"].get<int64_t>() >= kGarbage + kHangUp) break;
+    usleep(50000);
+  }
+  usleep(300000);
+  after = get_json(server, "/stats");
+  json r = tp.finish();
+  int64_t completed = after["tls_handshakes"].get<int64_t>() - before["tls_handshakes"].get<int64_t>();
+  int64_t failed = after["tls_failures"].get<int64_t>() - before["tls_failures"].get<int64_t>();
+  std::printf("fixture: %lld completed, %lld failed; tickprobe: %llu completed, %llu failed (p50 %s)\n",
+              static_cast<long long>(completed), static_cast<long long>(failed),
+              static_cast<unsigned long long>(outcome(r, "server", "completed")),
+              static_cast<unsigned long long>(outcome(r, "server", "failed")), r["latency"].dump().substr(0, 200).c_str());
+  EXPECT_EQ(completed, kGood);
+  EXPECT_EQ(failed, kGarbage + kHangUp);
+  EXPECT_EQ(outcome(r, "server", "completed"), static_cast<uint64_t>(completed)) << r.dump().substr(0, 3000);
+  EXPECT_EQ(outcome(r, "server", "failed"), static_cast<uint64_t>(failed)) << r.dump().substr(0, 3000);
+  EXPECT_EQ(r["handshakes"]["total"].get<uint64_t>(), static_cast<uint64_t>(completed + failed));
+  // Peers: the clients' loopback addresses, local port the TLS listener.
+  ASSERT_FALSE(r["worst"].empty());
+  for (const auto& h : r["worst"]) {
+    EXPECT_EQ(h["peer"].get<std::string>().rfind("127.0.0.1:", 0), 0u) << h.dump();
+    EXPECT_GT(h["latency_ns"].get<uint64_t>(), 0u);
+  }
+  EXPECT_TRUE(server.proc->running());
+}
+
+}  // namespace
