@@ -13,6 +13,7 @@
 #include "core/watch.h"
 #include "runtime/alloc_profile.h"
 #include "targets/target_spec.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe {
 
@@ -295,11 +296,22 @@ std::vector<LeakAttachedObject> group_by_object(const AllocAttachReport& rep) {
 
 }  // namespace
 
+// A Go program's heap comes from its runtime's sampled profile: its mmaps
+// (the runtime's arenas, never unmapped) are not allocation sites.
+static AllocOptions alloc_options_for(const AllocOptions& base, uint32_t pid) {
+  AllocOptions a = base;
+  if (is_go_executable("/proc/" + std::to_string(pid) + "/exe")) {
+    a.track_mmap = false;
+    a.sample_bytes = kGoMemProfileRate;
+  }
+  return a;
+}
+
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
   Session& s = **session;
-  auto probe = AllocProbe::create(s, o.alloc);
+  auto probe = AllocProbe::create(s, alloc_options_for(o.alloc, o.common.pid));
   if (!probe) return probe.error();
   AllocProbe& ap = **probe;
   auto rep = ap.attach_process(o.common.pid);
@@ -370,7 +382,7 @@ Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
   Session& s = **session;
-  auto probe = AllocProbe::create(s, o.alloc);
+  auto probe = AllocProbe::create(s, alloc_options_for(o.alloc, o.common.pid));
   if (!probe) return probe.error();
   AllocProbe& ap = **probe;
   auto rep = ap.attach_process(o.common.pid);

@@ -22,6 +22,33 @@ using nlohmann::json;
 
 int ncpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
 
+// ---------------------------------------------------------------- crypto/tls
+
+bool openssl_handshake(uint16_t port) {
+  std::string cmd = "/usr/bin/openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                    " -servername localhost </dev/null >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+void raw_client(uint16_t port, const std::string& bytes) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && !bytes.empty())
+    (void)!write(fd, bytes.data(), bytes.size());
+  usleep(20000);
+  close(fd);
+}
+
+uint64_t outcome(const json& r, const std::string& side, const std::string& result) {
+  uint64_t n = 0;
+  for (const auto& o : r["outcomes"])
+    if (o["side"] == side && o["result"] == result) n += o["count"].get<uint64_t>();
+  return n;
+}
+
 // ---------------------------------------------------------------- GC cycles
 
 TEST(GoPauses, GcCyclesEqualNumGcAndTheirPauseTotalMatches) {
@@ -168,33 +195,6 @@ TEST(GoHitches, StopTheWorldStallsAreAttributedToStw) {
   EXPECT_TRUE(server.proc->running());
 }
 
-// ---------------------------------------------------------------- crypto/tls
-
-bool openssl_handshake(uint16_t port) {
-  std::string cmd = "/usr/bin/openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
-                    " -servername localhost </dev/null >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
-}
-
-void raw_client(uint16_t port, const std::string& bytes) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && !bytes.empty())
-    (void)!write(fd, bytes.data(), bytes.size());
-  usleep(20000);
-  close(fd);
-}
-
-uint64_t outcome(const json& r, const std::string& side, const std::string& result) {
-  uint64_t n = 0;
-  for (const auto& o : r["outcomes"])
-    if (o["side"] == side && o["result"] == result) n += o["count"].get<uint64_t>();
-  return n;
-}
-
 TEST(GoTls, HandshakesCountedExactlyByOutcomeWithPeers) {
   ASSERT_EQ(access("/usr/bin/openssl", X_OK), 0) << "openssl missing: run scripts/bootstrap.sh";
   GoServer server = start_go_server({});
@@ -235,6 +235,107 @@ TEST(GoTls, HandshakesCountedExactlyByOutcomeWithPeers) {
     EXPECT_GT(h["latency_ns"].get<uint64_t>(), 0u);
   }
   EXPECT_TRUE(server.proc->running());
+}
+
+// ---------------------------------------------------------------- soak
+
+// Every Go probe at once - goroutine create/exit, stop-the-world and GC
+// cycles, the tick and every goroutine park, crypto/tls handshakes, the
+// sampled heap - for 40 s on a server under GC pressure with every fault on
+// and TLS clients arriving: the target must survive (uretprobes would kill
+// it; RET-placed uprobes must not).
+TEST(GoSoak, EveryGoProbeForFortySeconds) {
+  GoServer server = start_go_server({"-gc-garbage", "-leak-goroutines", "20", "-cpu-hog", "-tick-write-every", "40",
+                                     "-tick-spin-every", "50", "-leak-bytes", "1048576"});
+  ASSERT_NE(server.http_port, 0);
+  const std::string pid = std::to_string(server.proc->pid());
+  Tickprobe pauses({"pauses", "-q", "--pid", pid, "-d", "0", "--json", "--tick-function", "main.tick"});
+  Tickprobe coro({"coro", "-q", "--pid", pid, "-d", "0", "--json"});
+  Tickprobe tls({"tls", "-q", "--pid", pid, "-d", "0", "--json"});
+  Tickprobe leaks({"leaks", "-q", "--pid", pid, "-d", "0", "-i", "2", "--json"});
+  ASSERT_TRUE(pauses.wait_attached(6)) << pauses.proc->stderr_text();
+  ASSERT_TRUE(coro.wait_attached(2)) << coro.proc->stderr_text();
+  ASSERT_TRUE(tls.wait_attached(ncpus() + 4)) << tls.proc->stderr_text();
+  ASSERT_TRUE(leaks.wait_attached(2)) << leaks.proc->stderr_text();
+  int handshakes = 0, requests = 0;
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+       std::chrono::steady_clock::now() < deadline; ++requests) {
+    get_json(server, requests % 2 ? "/spawn?n=50" : "/stats");
+    if (requests % 10 == 0 && openssl_handshake(server.tls_port)) handshakes++;
+    ASSERT_TRUE(server.proc->running()) << "the Go target died: " << server.proc->stderr_text();
+    usleep(20000);
+  }
+  json p = pauses.finish(), c = coro.finish(), t = tls.finish(), l = leaks.finish();
+  EXPECT_TRUE(server.proc->running()) << "the Go target died: " << server.proc->stderr_text();
+  json stats = get_json(server, "/stats");
+  std::printf("soak: %d requests, %d handshakes; NumGC %lld; tickprobe: %lld STW pauses, %lld GC cycles, %lld "
+              "frames, %lld goroutines created, %llu handshakes, verdict %s\n",
+              requests, handshakes, static_cast<long long>(stats["num_gc"]),
+              static_cast<long long>(p["pauses"]["stw"].value("count", 0)),
+              static_cast<long long>(p["pauses"]["gc_cycle"].value("count", 0)),
+              static_cast<long long>(p.value("frames", 0)), static_cast<long long>(c.value("created", 0)),
+              static_cast<unsigned long long>(t["handshakes"].value("completed", 0)),
+              l.value("verdict", "").c_str());
+  EXPECT_GT(p["pauses"]["gc_cycle"].value("count", 0), 10);
+  EXPECT_GT(p.value("frames", 0), 100);
+  EXPECT_GT(c.value("created", 0), 500);
+  // The server may still be finishing the last handshake when the watch ends.
+  EXPECT_LE(t["handshakes"].value("completed", 0), handshakes);
+  EXPECT_GE(t["handshakes"].value("completed", 0), handshakes - 1);
+  EXPECT_EQ(l.value("verdict", ""), "leak");
+}
+
+// ---------------------------------------------------------------- the Go heap
+
+// 8 MiB/s kept forever by main.leakMemory, next to the tick's churn: the
+// leak hunt reads the runtime's own heap samples (one per 512 KiB) and must
+// name the leaking function at the fixture's rate. Sampling noise: ~12
+// samples a second of 256 KiB blocks (p = 0.39 each, scaled by 1/p), so
+// over 16 s the estimate is within ~7% (1 sigma); the tolerance is 30%.
+TEST(GoHeap, LeakHuntNamesTheLeakingFunctionAtItsRate) {
+  GoServer server = start_go_server({"-leak-bytes", "8388608"});
+  ASSERT_NE(server.http_port, 0);
+  Tickprobe tp({"leaks", "-q", "--pid", std::to_string(server.proc->pid()), "-d", "0", "-i", "2", "--json"});
+  ASSERT_TRUE(tp.wait_attached(2)) << tp.proc->stderr_text();
+  json before = get_json(server, "/stats");
+  std::this_thread::sleep_for(std::chrono::seconds(16));
+  json after = get_json(server, "/stats");
+  json r = tp.finish();
+  double truth = (after["leaked_bytes"].get<double>() - before["leaked_bytes"].get<double>()) /
+                 ((after["monotonic_ns"].get<double>() - before["monotonic_ns"].get<double>()) / 1e9);
+  ASSERT_EQ(r["verdict"], "leak") << r.dump().substr(0, 3000);
+  ASSERT_FALSE(r["leaks"].empty());
+  const auto& top = r["leaks"][0];
+  std::printf("leak site %s: %.2f MiB/s (fixture %.2f MiB/s); mode %s, sample_bytes %llu, alloc calls %llu\n",
+              top["site"].get<std::string>().c_str(), top["growth_bytes_per_s"].get<double>() / 1048576, truth / 1048576,
+              r["mode"].get<std::string>().c_str(), static_cast<unsigned long long>(r["sample_bytes"].get<uint64_t>()),
+              static_cast<unsigned long long>(r["counters"].value("alloc_calls", 0)));
+  EXPECT_EQ(top["site"], "main.leakMemory") << top.dump();
+  EXPECT_NEAR(top["growth_bytes_per_s"].get<double>(), truth, 0.3 * truth) << top.dump();
+  // The churn (tick tags, HTTP) is collected: not reported as leaking.
+  for (const auto& l : r["leaks"]) EXPECT_EQ(l["site"], "main.leakMemory") << l.dump();
+  EXPECT_TRUE(server.proc->running());
+}
+
+// The heap profile of a Go target, read by `go tool pprof` (the real
+// consumer of the format), names the leaking function.
+TEST(GoHeap, HeapProfileIsReadByGoToolPprof) {
+  GoServer server = start_go_server({"-leak-bytes", "4194304"});
+  ASSERT_NE(server.http_port, 0);
+  std::string out = std::string(TICKPROBE_BINARY_DIR) + "/go_heap_test.pb.gz";
+  Tickprobe tp({"allocs", "-q", "--pid", std::to_string(server.proc->pid()), "-d", "0", "-o", out});
+  ASSERT_TRUE(tp.wait_attached(2)) << tp.proc->stderr_text();
+  std::this_thread::sleep_for(std::chrono::seconds(6));
+  int rc = tp.proc->terminate(std::chrono::seconds(30));
+  ASSERT_EQ(rc, 0) << tp.proc->stderr_text();
+  std::string report = std::string(TICKPROBE_BINARY_DIR) + "/go_heap_test.top";
+  std::string cmd = "HOME=/tmp GOCACHE=/tmp/tickprobe-go-test-cache go tool pprof -sample_index=inuse_space -top " +
+                    out + " > " + report + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_file(report);
+  std::string top = read_file(report);
+  std::printf("%s\n", top.substr(0, 1200).c_str());
+  EXPECT_NE(top.find("main.leakMemory"), std::string::npos) << top;
+  EXPECT_NE(top.find("inuse_space"), std::string::npos) << top;
 }
 
 }  // namespace
