@@ -54,23 +54,27 @@ attach() { # $1: tickprobe subcommand line; waits until its uprobes are in place
 detach() { kill -TERM "$tp"; wait "$tp" 2>/dev/null || true; tp=""; }
 
 measure >/dev/null  # warm up
-declare -a base_gc base_sp tr_gc tr_sp
+declare -a base_gc base_sp tr_gc tr_gct tr_sp
 for r in $(seq "$ROUNDS"); do
   read -r g s < <(measure); base_gc+=("$g"); base_sp+=("$s")
-  attach "pauses --tick-function main.tick --tick-id rdi"
+  attach "pauses"
   read -r g _ < <(measure); tr_gc+=("$g")
+  detach
+  attach "pauses --tick-function main.tick --tick-id rdi"
+  read -r g _ < <(measure); tr_gct+=("$g")
   detach
   attach "coro"
   read -r _ s < <(measure); tr_sp+=("$s")
   detach
 done
 
-python3 - "$GC_N" "$SPAWN_N" "${base_gc[*]}" "${tr_gc[*]}" "${base_sp[*]}" "${tr_sp[*]}" <<'EOF'
+python3 - "$GC_N" "$SPAWN_N" "${base_gc[*]}" "${tr_gc[*]}" "${base_sp[*]}" "${tr_sp[*]}" "${tr_gct[*]}" <<'EOF'
 import statistics, sys
 gc_n, sp_n = int(sys.argv[1]), int(sys.argv[2])
-bg, tg, bs, ts = ([float(x) for x in a.split()] for a in sys.argv[3:7])
+bg, tg, bs, ts, tgt = ([float(x) for x in a.split()] for a in sys.argv[3:8])
 m = statistics.median
 print(f"{'':26}{'untraced':>12}{'traced':>12}{'ratio':>8}   (median of {len(bg)} rounds)")
-print(f"{'per GC cycle (runtime.GC)':26}{m(bg)/gc_n*1e6:10.1f}us{m(tg)/gc_n*1e6:10.1f}us{m(tg)/m(bg):8.2f}   tickprobe pauses --tick-function")
+print(f"{'per GC cycle (runtime.GC)':26}{m(bg)/gc_n*1e6:10.1f}us{m(tg)/gc_n*1e6:10.1f}us{m(tg)/m(bg):8.2f}   tickprobe pauses (STW, GC cycles)")
+print(f"{'per GC cycle (runtime.GC)':26}{m(bg)/gc_n*1e6:10.1f}us{m(tgt)/gc_n*1e6:10.1f}us{m(tgt)/m(bg):8.2f}   tickprobe pauses --tick-function (+ every gopark)")
 print(f"{'per goroutine (spawn+exit)':26}{m(bs)/sp_n*1e6:10.2f}us{m(ts)/sp_n*1e6:10.2f}us{m(ts)/m(bs):8.2f}   tickprobe coro")
 EOF
