@@ -102,14 +102,24 @@ Result<AllocAttachReport> AllocProbe::attach_go(uint32_t pid, const std::string&
                    "tickprobe reads Go's heap through its sampled memory profile (Go 1.17+)");
     LIBBPF_OPTS(bpf_uprobe_opts, uo);
     bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), sites->entry_offset, &uo);
-    if (!l) return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object, errno);
+    if (!l)
+      return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
+                               errno);
     links.emplace_back(l);
     rep.attached.push_back(std::string(symbol) + " in " + rep.allocator_object);
     rep.attachments.push_back({symbol, rep.allocator_object, "Go runtime (sampled heap profile)", false});
   }
   // The runtime samples one allocation per MemProfileRate bytes (default
-  // 512 KiB) exactly as the BPF side would: scale by that rate.
-  opts_.sample_bytes = kGoMemProfileRate;
+  // 512 KiB) as the BPF side would: the values are scaled by
+  // options().sample_bytes, which the hunts set to that rate for a Go
+  // target. One probe serves many processes in the agent, so it is not
+  // changed here: a different setting mis-scales this process (warned).
+  if (opts_.sample_bytes != kGoMemProfileRate)
+    TP_LOG_WARN(
+        "Go process %u: its heap samples are scaled by %llu bytes, not Go's MemProfileRate (%llu); pass "
+        "--sample-bytes %llu",
+        pid, static_cast<unsigned long long>(opts_.sample_bytes), static_cast<unsigned long long>(kGoMemProfileRate),
+        static_cast<unsigned long long>(kGoMemProfileRate));
   auto& slot = links_[pid];
   for (auto& l : links) slot.push_back(std::move(l));
   return rep;

@@ -110,8 +110,8 @@ class AllocProbe : public Family {
 
  private:
   AllocProbe(Session& s, const AllocOptions& o) : session_(s), opts_(o) {}
-  // A Go program: uprobes on its sampled heap profile instead of malloc;
-  // sets options().sample_bytes to the runtime's sampling rate.
+  // A Go program: uprobes on its sampled heap profile instead of malloc
+  // (scaled right when options().sample_bytes == kGoMemProfileRate).
   Result<AllocAttachReport> attach_go(uint32_t pid, const std::string& exe);
   Session& session_;
   AllocOptions opts_;

@@ -30,8 +30,8 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
         bpf_map__set_max_entries(sk->maps.coros, opts.max_coroutines);
         // Goroutine ticks split frames by parks, not by thread switches.
         bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks && !goroutine_ticks);
-        for (bpf_program* prog : {sk->progs.rt_fn_gtick_begin, sk->progs.rt_fn_gtick_end,
-                                  sk->progs.rt_fn_gpark_begin, sk->progs.rt_fn_gpark_end})
+        for (bpf_program* prog : {sk->progs.rt_fn_gtick_begin, sk->progs.rt_fn_gtick_end, sk->progs.rt_fn_gpark_begin,
+                                  sk->progs.rt_fn_gpark_end})
           bpf_program__set_autoload(prog, goroutine_ticks);
         bool gc = opts.pauses && opts.description.has_gc_cycles();
         bpf_program__set_autoload(sk->progs.rt_fn_gc_start, gc);
@@ -295,7 +295,8 @@ std::string RuntimeProbe::series_name(uint32_t kind) const {
     case RT_HIST_CORO_LIFETIME: return "coro_lifetime";
     case RT_HIST_CORO_RUN: return "coro_run";
     case RT_HIST_CORO_SUSPENDED: return "coro_suspended";
-    case RT_HIST_GC_CYCLE: return "gc_cycle";
+    case RT_HIST_GC_CYCLE:
+      return "gc_cycle";
     default: break;
   }
   uint32_t i = kind - RT_HIST_PAUSE_BASE;

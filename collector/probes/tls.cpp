@@ -212,7 +212,8 @@ Result<TlsAttachReport> TlsProbe::attach_go(uint32_t pid, const std::string& exe
       rep.notes.push_back(std::string(symbol) + " not found (" + sites.error().message + ")");
       continue;
     }
-    if (sites->ret_offsets.empty()) return Error(std::string(symbol) + " in " + rep.library + " has no RET instruction");
+    if (sites->ret_offsets.empty())
+      return Error(std::string(symbol) + " in " + rep.library + " has no RET instruction");
     std::vector<std::pair<bpf_program*, uint64_t>> at = {{skel_->progs.tls_go_enter, sites->entry_offset}};
     for (uint64_t off : sites->ret_offsets) at.emplace_back(skel_->progs.tls_go_exit, off);
     for (auto [prog, off] : at) {
@@ -229,8 +230,9 @@ Result<TlsAttachReport> TlsProbe::attach_go(uint32_t pid, const std::string& exe
   if (links.empty())
     return Error("Go program " + std::to_string(pid) + " (" + process_comm(pid) + ") does not use crypto/tls",
                  "neither (*Conn).serverHandshake nor clientHandshake is in its pclntab");
-  rep.notes.push_back("Go handshakes: latency, outcome, side and peer; CPU per handshake is not measured (the "
-                      "goroutine moves between threads)");
+  rep.notes.push_back(
+      "Go handshakes: latency, outcome, side and peer; CPU per handshake is not measured (the "
+      "goroutine moves between threads)");
   auto& slot = links_[pid];
   slot.clear();
   for (auto& l : links) slot.push_back(std::move(l));

@@ -236,7 +236,8 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
     if (key.second == "tick") r.tick = summarize(h);
     else if (key.second == "frame") r.frame = summarize(h);
     else if (key.second.rfind("pause:", 0) == 0) r.pauses[key.second.substr(6)] = summarize(h);
-    else if (key.second == "gc_cycle") r.pauses["gc_cycle"] = summarize(h);
+    else if (key.second == "gc_cycle")
+      r.pauses["gc_cycle"] = summarize(h);
   }
   for (const auto& pd : o.runtime.pauses)
     if (!r.pauses.count(pd.kind)) r.pauses[pd.kind] = summarize(LatencyHistogram());

@@ -222,8 +222,8 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
     return Error(std::string("runtime description is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) return Error("runtime description must be a JSON object");
-  if (auto st = check_keys(j, {"name", "binary", "provider", "coroutines", "tick", "pauses", "gc"},
-                           "runtime description");
+  if (auto st =
+          check_keys(j, {"name", "binary", "provider", "coroutines", "tick", "pauses", "gc"}, "runtime description");
       !st)
     return st.error();
   if (j.contains("coroutines"))
@@ -269,7 +269,8 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
     if (!d.tick_begin.present()) return Error("tick: \"begin\" is required (frames run from one begin to the next)");
     const auto& t = j["tick"];
     if (t.contains("goroutine")) {
-      if (!t["goroutine"].is_string()) return Error("tick.goroutine must be an argument expression like \"*(r14+152)\"");
+      if (!t["goroutine"].is_string())
+        return Error("tick.goroutine must be an argument expression like \"*(r14+152)\"");
       auto e = parse_arg_expr(t["goroutine"].get<std::string>());
       if (!e) return Error("tick.goroutine: " + e.error().message, e.error().hint);
       d.tick_goroutine = e.take();

@@ -20,7 +20,9 @@ using namespace tickprobe::test;
 using namespace tickprobe::test::go;
 using nlohmann::json;
 
-int ncpus() { return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)); }
+int ncpus() {
+  return static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+}
 
 // ---------------------------------------------------------------- crypto/tls
 
@@ -101,8 +103,14 @@ void expect_parts_sum_to_frame(const json& hitches) {
 }
 
 std::vector<std::string> pause_args(const GoServer& s) {
-  return {"pauses", "-q", "--pid", std::to_string(s.proc->pid()), "-d", "0", "--json", "--top", "1000",
-          "--tick-function", "main.tick", "--tick-id", "rdi", "--budget-ms", "50"};
+  return {"pauses",    "-q",
+          "--pid",     std::to_string(s.proc->pid()),
+          "-d",        "0",
+          "--json",    "--top",
+          "1000",      "--tick-function",
+          "main.tick", "--tick-id",
+          "rdi",       "--budget-ms",
+          "50"};
 }
 
 // Every 20th tick writes to a reader that drains slowly (no deadline: the
@@ -222,7 +230,8 @@ TEST(GoTls, HandshakesCountedExactlyByOutcomeWithPeers) {
   std::printf("fixture: %lld completed, %lld failed; tickprobe: %llu completed, %llu failed (p50 %s)\n",
               static_cast<long long>(completed), static_cast<long long>(failed),
               static_cast<unsigned long long>(outcome(r, "server", "completed")),
-              static_cast<unsigned long long>(outcome(r, "server", "failed")), r["latency"].dump().substr(0, 200).c_str());
+              static_cast<unsigned long long>(outcome(r, "server", "failed")),
+              r["latency"].dump().substr(0, 200).c_str());
   EXPECT_EQ(completed, kGood);
   EXPECT_EQ(failed, kGarbage + kHangUp);
   EXPECT_EQ(outcome(r, "server", "completed"), static_cast<uint64_t>(completed)) << r.dump().substr(0, 3000);
@@ -268,14 +277,14 @@ TEST(GoSoak, EveryGoProbeForFortySeconds) {
   json p = pauses.finish(), c = coro.finish(), t = tls.finish(), l = leaks.finish();
   EXPECT_TRUE(server.proc->running()) << "the Go target died: " << server.proc->stderr_text();
   json stats = get_json(server, "/stats");
-  std::printf("soak: %d requests, %d handshakes; NumGC %lld; tickprobe: %lld STW pauses, %lld GC cycles, %lld "
-              "frames, %lld goroutines created, %llu handshakes, verdict %s\n",
-              requests, handshakes, static_cast<long long>(stats["num_gc"]),
-              static_cast<long long>(p["pauses"]["stw"].value("count", 0)),
-              static_cast<long long>(p["pauses"]["gc_cycle"].value("count", 0)),
-              static_cast<long long>(p.value("frames", 0)), static_cast<long long>(c.value("created", 0)),
-              static_cast<unsigned long long>(t["handshakes"].value("completed", 0)),
-              l.value("verdict", "").c_str());
+  std::printf(
+      "soak: %d requests, %d handshakes; NumGC %lld; tickprobe: %lld STW pauses, %lld GC cycles, %lld "
+      "frames, %lld goroutines created, %llu handshakes, verdict %s\n",
+      requests, handshakes, static_cast<long long>(stats["num_gc"]),
+      static_cast<long long>(p["pauses"]["stw"].value("count", 0)),
+      static_cast<long long>(p["pauses"]["gc_cycle"].value("count", 0)), static_cast<long long>(p.value("frames", 0)),
+      static_cast<long long>(c.value("created", 0)),
+      static_cast<unsigned long long>(t["handshakes"].value("completed", 0)), l.value("verdict", "").c_str());
   EXPECT_GT(p["pauses"]["gc_cycle"].value("count", 0), 10);
   EXPECT_GT(p.value("frames", 0), 100);
   EXPECT_GT(c.value("created", 0), 500);
@@ -307,8 +316,9 @@ TEST(GoHeap, LeakHuntNamesTheLeakingFunctionAtItsRate) {
   ASSERT_FALSE(r["leaks"].empty());
   const auto& top = r["leaks"][0];
   std::printf("leak site %s: %.2f MiB/s (fixture %.2f MiB/s); mode %s, sample_bytes %llu, alloc calls %llu\n",
-              top["site"].get<std::string>().c_str(), top["growth_bytes_per_s"].get<double>() / 1048576, truth / 1048576,
-              r["mode"].get<std::string>().c_str(), static_cast<unsigned long long>(r["sample_bytes"].get<uint64_t>()),
+              top["site"].get<std::string>().c_str(), top["growth_bytes_per_s"].get<double>() / 1048576,
+              truth / 1048576, r["mode"].get<std::string>().c_str(),
+              static_cast<unsigned long long>(r["sample_bytes"].get<uint64_t>()),
               static_cast<unsigned long long>(r["counters"].value("alloc_calls", 0)));
   EXPECT_EQ(top["site"], "main.leakMemory") << top.dump();
   EXPECT_NEAR(top["growth_bytes_per_s"].get<double>(), truth, 0.3 * truth) << top.dump();
