@@ -205,6 +205,13 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
   });
   auto rep = p.attach_process(o.common.pid);
   if (!rep) return rep.error();
+  // A tick function the user named and the binary lacks is an error, not a note.
+  if (o.runtime.has_goroutine_ticks())
+    for (const auto& m : rep->missing)
+      if (m == o.runtime.tick_begin.describe() || m == o.runtime.tick_end.describe())
+        return Error("tick function " + o.runtime.tick_begin.symbol + " not found in " + rep->binary,
+                     "Go names look like main.(*Server).tick; list them with `go tool nm " + rep->binary +
+                         " | grep -i tick`");
   double elapsed = 0;
   Watched watched = watch(o.common, s, [&](int ms) { p.poll(ms); },
         [&](double t) {
