@@ -76,6 +76,8 @@ inline int count_fds(pid_t pid, const std::string& prefix) {
 // growing for a second.
 struct Tickprobe {
   std::unique_ptr<Subprocess> proc;
+  // When the last perf_event fd appeared (its probes are all in place).
+  std::chrono::steady_clock::time_point attached_at;
   explicit Tickprobe(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {bin_path("tickprobe")};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -92,6 +94,7 @@ struct Tickprobe {
         last = n;
         stable_since = Clock::now();
       } else if (n >= min_fds && Clock::now() - stable_since > std::chrono::seconds(1)) {
+        attached_at = stable_since;
         return true;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

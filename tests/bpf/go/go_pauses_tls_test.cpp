@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 
 #include "go_fixture.h"
@@ -346,6 +347,64 @@ TEST(GoHeap, HeapProfileIsReadByGoToolPprof) {
   std::printf("%s\n", top.substr(0, 1200).c_str());
   EXPECT_NE(top.find("main.leakMemory"), std::string::npos) << top;
   EXPECT_NE(top.find("inuse_space"), std::string::npos) << top;
+}
+
+// Bytes `go tool pprof -top -unit=B` gives `function` (cumulative), -1 if absent.
+double pprof_cum_bytes(const std::string& args, const std::string& function, const std::string& tag) {
+  std::string report = std::string(TICKPROBE_BINARY_DIR) + "/go_heap_" + tag + ".top";
+  std::string cmd = "HOME=/tmp GOCACHE=/tmp/tickprobe-go-test-cache go tool pprof -unit=B -top " + args + " > " +
+                    report + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(report);
+  std::istringstream in(read_file(report));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream w(line);
+    std::string flat, flatp, sump, cum, cump, name;
+    if (w >> flat >> flatp >> sump >> cum >> cump >> name && name == function && !cum.empty() && cum.back() == 'B')
+      return std::stod(cum.substr(0, cum.size() - 1));
+  }
+  return -1;
+}
+
+// Against the runtime's own heap profile of the same window
+// (/debug/pprof/heap right after a runtime.GC(), which publishes it): both
+// come from the same samples, so main.leakMemory's allocated bytes agree up to
+// the few hundred milliseconds tickprobe watches beyond the window.
+TEST(GoHeap, AllocatedBytesMatchTheRuntimesOwnHeapProfile) {
+  GoServer server = start_go_server({"-leak-bytes", "8388608"});
+  ASSERT_NE(server.http_port, 0);
+  std::string dir = TICKPROBE_BINARY_DIR;
+  Tickprobe tp({"allocs", "-q", "--pid", std::to_string(server.proc->pid()), "-d", "0", "-o", dir + "/go_heap_ours.pb.gz"});
+  ASSERT_TRUE(tp.wait_attached(2)) << tp.proc->stderr_text();
+  auto fetch = [&](const std::string& name) {
+    get_json(server, "/gc?n=1");
+    auto r = http_get("127.0.0.1", server.http_port, "/debug/pprof/heap", std::chrono::seconds(20));
+    ASSERT_EQ(r.status, 200);
+    std::ofstream(dir + "/" + name, std::ios::binary) << r.body;
+  };
+  using Clock = std::chrono::steady_clock;
+  auto watched_from = Clock::now();
+  fetch("go_heap_before.pb.gz");
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  auto window_to = Clock::now();
+  fetch("go_heap_after.pb.gz");
+  int rc = tp.proc->terminate(std::chrono::seconds(30));
+  auto watched_to = Clock::now();
+  ASSERT_EQ(rc, 0) << tp.proc->stderr_text();
+  double theirs = pprof_cum_bytes("-sample_index=alloc_space -base " + dir + "/go_heap_before.pb.gz " + dir +
+                                      "/go_heap_after.pb.gz",
+                                  "main.leakMemory", "theirs");
+  double ours = pprof_cum_bytes("-sample_index=alloc_space " + dir + "/go_heap_ours.pb.gz", "main.leakMemory", "ours");
+  std::printf("main.leakMemory allocated: tickprobe %.1f MiB, runtime's own profile %.1f MiB\n", ours / 1048576,
+              theirs / 1048576);
+  ASSERT_GT(theirs, 0);
+  ASSERT_GT(ours, 0);
+  // tickprobe watched longer than the runtime's window (from its last
+  // attach to its exit, against GC start to GC start): scale the upper bound
+  // by the ratio of the two spans.
+  double stretch = std::chrono::duration<double>(watched_to - tp.attached_at).count() /
+                   std::chrono::duration<double>(window_to - watched_from).count();
+  EXPECT_GE(ours, 0.9 * theirs);
+  EXPECT_LE(ours, 1.1 * stretch * theirs) << "stretch " << stretch;
 }
 
 }  // namespace
