@@ -310,6 +310,50 @@ int BPF_KPROBE(free_enter, __u64 ptr)
 	return 0;
 }
 
+/* ---------------------------------------------------------- Go's sampled heap profile */
+
+/* Go samples its own heap (runtime.MemProfileRate, default one sample per
+ * 512 KiB allocated, drawn like ours) and records each sampled object by
+ * calling runtime.mProf_Malloc(p, size) on the allocating goroutine's
+ * stack: entry uprobe, p in RAX, size (its size class) in RBX. The sweeper
+ * frees a sampled object through runtime.freeSpecial(s, p, size) with
+ * s.kind == _KindSpecialProfile: p in RBX. Two probe hits per 512 KiB, and
+ * none on Go's allocation fast path. */
+#define ALLOC_GO_SPECIAL_KIND_OFF 10 /* runtime.special{next *special; offset uint16; kind byte} */
+#define ALLOC_GO_KIND_SPECIAL_PROFILE 2
+
+SEC("uprobe")
+int alloc_go_sampled(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 stack;
+
+	if (!tp_is_target(tgid))
+		return 0;
+	tp_count_add(TP_CTR_ALLOC_CALLS, 1);
+	tp_count_add(TP_CTR_ALLOC_BYTES, ctx->bx);
+	stack = tp_user_stack(tgid, PT_REGS_IP(ctx), PT_REGS_SP(ctx), PT_REGS_FP(ctx));
+	track(tgid, ctx->ax, ctx->bx, stack, ALLOC_KIND_HEAP);
+	return 0;
+}
+
+SEC("uprobe")
+int alloc_go_free_special(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 kind = 0;
+
+	if (!tp_is_target(tgid))
+		return 0;
+	if (bpf_probe_read_user(&kind, sizeof(kind), (void *)(ctx->ax + ALLOC_GO_SPECIAL_KIND_OFF)) ||
+	    kind != ALLOC_GO_KIND_SPECIAL_PROFILE)
+		return 0;
+	tp_count_add(TP_CTR_FREE_CALLS, 1);
+	if (untrack(tgid, ctx->bx))
+		tp_count_add(TP_CTR_FREES_MATCHED, 1);
+	return 0;
+}
+
 /* ---------------------------------------------------------- mmap/munmap */
 
 #define ALLOC_ACTIVE_MMAP 2

@@ -32,6 +32,9 @@ const volatile bool pause_stacks = true; /* unwind at pause begin */
 /* Writable at run time by user space (bss). */
 __u64 frame_event_min_ns = 0;
 __u64 pause_event_min_ns = 0;
+/* Goroutine ticks: where the goroutine id is (an RT_FN cookie's id bits,
+ * e.g. *(r14+152) in Go 1.19 ABIInternal code). */
+__u64 goroutine_key_cookie = 0;
 
 #ifndef RT_MAX_COROS
 #define RT_MAX_COROS 65536
@@ -79,11 +82,28 @@ struct {
 	__uint(max_entries, 512 * 1024);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct rt_gc_state);
+} gc_state SEC(".maps");
+
+/* Goroutines with an open tick frame: few (the tick loops). LRU: a tick
+ * goroutine that exits mid-frame is evicted in time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rt_coro_key);
+	__type(value, struct rt_gframe);
+} gframes SEC(".maps");
+
 /* Zeroed templates for inserts (too big for the BPF stack). */
 struct rt_zero {
 	struct tp_hist hist;
 	struct rt_thread thread;
 	struct rt_coro coro;
+	struct rt_gframe gframe;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -486,10 +506,88 @@ int rt_pause_begin(struct pt_regs *ctx)
 	return pause_begin(ctx, cookie, usdt_arg(ctx, RT_COOKIE_ARG(cookie, 0)), false);
 }
 
+/* ---------------------------------------------------------- stop-the-world, GC cycles */
+
+static __always_inline struct rt_gc_state *gc_state_of(__u32 tgid, bool create)
+{
+	struct rt_gc_state *g = bpf_map_lookup_elem(&gc_state, &tgid), init = {};
+	if (g || !create)
+		return g;
+	bpf_map_update_elem(&gc_state, &tgid, &init, BPF_NOEXIST);
+	g = bpf_map_lookup_elem(&gc_state, &tgid);
+	if (!g)
+		tp_count_error(TP_ERR_COUNTS_FULL);
+	return g;
+}
+
+/* The process's stop-the-world clock: closed pauses plus the open one. */
+static __always_inline __u64 stw_clock(__u32 tgid, __u64 now)
+{
+	struct rt_gc_state *g = gc_state_of(tgid, false);
+	if (!g)
+		return 0;
+	return g->stw_total_ns + (g->stw_open_since_ns && now > g->stw_open_since_ns ? now - g->stw_open_since_ns : 0);
+}
+
+static __always_inline void world_stops(__u32 tgid, __u32 kind, __u64 now)
+{
+	struct rt_gc_state *g = gc_state_of(tgid, true);
+	if (!g)
+		return;
+	g->stw_kind = kind;
+	g->stw_open_since_ns = now;
+	/* The first pause after gcStart's entry opens a GC cycle. */
+	if (g->cycle_ending == 2) {
+		g->cycle_base_ns = g->stw_total_ns;
+		g->cycle_ending = 0;
+	}
+}
+
+static __always_inline void world_starts(__u32 tgid, __u64 now)
+{
+	struct rt_gc_state *g = gc_state_of(tgid, false);
+	if (!g || !g->stw_open_since_ns)
+		return;
+	if (now > g->stw_open_since_ns)
+		g->stw_total_ns += now - g->stw_open_since_ns;
+	g->stw_open_since_ns = 0;
+	/* The pause after mark termination's entry ends the cycle. */
+	if (g->cycle_ending == 1) {
+		hist_add(tgid, RT_HIST_GC_CYCLE, g->stw_total_ns - g->cycle_base_ns);
+		g->cycles++;
+		g->cycle_ending = 0;
+		g->cycle_base_ns = g->stw_total_ns;
+	}
+}
+
+/* runtime.gcStart's entry (cycle_ending = 2: the next pause starts a
+ * cycle; an early return of gcStart is undone by the next real start). */
+SEC("uprobe")
+int rt_fn_gc_start(struct pt_regs *ctx)
+{
+	struct rt_gc_state *g = gc_state_of(bpf_get_current_pid_tgid() >> 32, true);
+	if (g && g->cycle_ending != 1)
+		g->cycle_ending = 2;
+	return 0;
+}
+
+/* runtime.gcMarkTermination's entry: runs inside the cycle's last pause. */
+SEC("uprobe")
+int rt_fn_gc_cycle_end(struct pt_regs *ctx)
+{
+	struct rt_gc_state *g = gc_state_of(bpf_get_current_pid_tgid() >> 32, true);
+	if (g)
+		g->cycle_ending = 1;
+	return 0;
+}
+
 SEC("uprobe")
 int rt_fn_pause_begin(struct pt_regs *ctx)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	if (RT_FN_STOPS_WORLD(cookie))
+		world_stops(bpf_get_current_pid_tgid() >> 32, RT_COOKIE_KIND(cookie) & (RT_MAX_PAUSE_KINDS - 1),
+			    bpf_ktime_get_ns());
 	return pause_begin(ctx, cookie, fn_id(ctx, cookie), true);
 }
 
@@ -545,7 +643,155 @@ int rt_pause_end(struct pt_regs *ctx)
 SEC("uprobe")
 int rt_fn_pause_end(struct pt_regs *ctx)
 {
-	return pause_end(ctx, bpf_get_attach_cookie(ctx), false);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	if (RT_FN_STOPS_WORLD(cookie))
+		world_starts(bpf_get_current_pid_tgid() >> 32, bpf_ktime_get_ns());
+	return pause_end(ctx, cookie, false);
+}
+
+/* ---------------------------------------------------------- goroutine tick frames (Go) */
+
+/* A goroutine's frame: the stop-the-world time inside it (whichever thread
+ * stopped the world), its parks (gopark entry -> RET, less the
+ * stop-the-world time inside them) inside the tick body (blocking) and
+ * outside it (idle: the loop's wait for the next tick); the rest is CPU. */
+static __always_inline void add_go_reason(struct rt_gframe *f, __u32 reason, __u64 ns)
+{
+	for (int i = 0; i < RT_MAX_REASONS; i++) {
+		if (f->reasons[i].reason == reason && f->reasons[i].ns) {
+			f->reasons[i].ns += ns;
+			return;
+		}
+		if (f->reasons[i].ns == 0) {
+			f->reasons[i].reason = reason;
+			f->reasons[i].fd_plus1 = 0;
+			f->reasons[i].ns = ns;
+			return;
+		}
+	}
+	f->off_other_ns += ns;
+}
+
+static __always_inline void close_gframe(struct rt_gframe *f, __u32 tgid, __u64 now)
+{
+	__u64 frame_ns = now - f->frame_start_ns, stw;
+	struct rt_gc_state *g;
+	struct rt_frame_event *e;
+
+	hist_add(tgid, RT_HIST_FRAME, frame_ns);
+	if (frame_ns < frame_event_min_ns)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		tp_count_error(TP_ERR_RINGBUF_FULL);
+		return;
+	}
+	stw = stw_clock(tgid, now) - f->stw_at_start;
+	g = gc_state_of(tgid, false);
+	e->type = RT_EVENT_FRAME;
+	e->tgid = tgid;
+	e->tid = (__u32)bpf_get_current_pid_tgid();
+	e->pad = 0;
+	e->tick = f->tick;
+	e->start_ns = f->frame_start_ns;
+	e->frame_ns = frame_ns;
+	e->tick_ns = f->body_ns;
+	__builtin_memset(e->pause_ns, 0, sizeof(e->pause_ns));
+	e->pause_ns[(g ? g->stw_kind : 0) & (RT_MAX_PAUSE_KINDS - 1)] = stw > frame_ns ? frame_ns : stw;
+	e->off_other_ns = f->off_other_ns;
+	__builtin_memcpy(e->reasons, f->reasons, sizeof(e->reasons));
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline struct rt_coro_key goroutine_key(struct pt_regs *ctx)
+{
+	struct rt_coro_key k = {.tgid = bpf_get_current_pid_tgid() >> 32};
+	k.id = fn_id(ctx, goroutine_key_cookie);
+	return k;
+}
+
+SEC("uprobe")
+int rt_fn_gtick_begin(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct rt_coro_key key = goroutine_key(ctx);
+	struct rt_gframe *f = bpf_map_lookup_elem(&gframes, &key);
+	struct rt_zero *z;
+
+	if (!f) {
+		z = zeroed();
+		if (!z)
+			return 0;
+		bpf_map_update_elem(&gframes, &key, &z->gframe, BPF_NOEXIST);
+		f = bpf_map_lookup_elem(&gframes, &key);
+		if (!f) {
+			tp_count_error(TP_ERR_START_FULL);
+			return 0;
+		}
+	}
+	if (f->frame_start_ns)
+		close_gframe(f, key.tgid, now);
+	f->tick = fn_id(ctx, bpf_get_attach_cookie(ctx));
+	f->frame_start_ns = now;
+	f->body_ns = 0;
+	f->stw_at_start = stw_clock(key.tgid, now);
+	f->park_start_ns = 0;
+	f->in_body = 1;
+	f->off_other_ns = 0;
+	__builtin_memset(f->reasons, 0, sizeof(f->reasons));
+	return 0;
+}
+
+SEC("uprobe")
+int rt_fn_gtick_end(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct rt_coro_key key = goroutine_key(ctx);
+	struct rt_gframe *f = bpf_map_lookup_elem(&gframes, &key);
+
+	if (!f || !f->frame_start_ns || !f->in_body) {
+		tp_count_error(TP_ERR_UNMATCHED_END);
+		return 0;
+	}
+	f->body_ns = now - f->frame_start_ns;
+	f->in_body = 0;
+	hist_add(key.tgid, RT_HIST_TICK, f->body_ns);
+	return 0;
+}
+
+/* runtime.gopark's entry (the wait reason from the cookie's expression, e.g.
+ * rcx) and its RETs (the goroutine runs again). Only tick goroutines count. */
+SEC("uprobe")
+int rt_fn_gpark_begin(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct rt_coro_key key = goroutine_key(ctx);
+	struct rt_gframe *f = bpf_map_lookup_elem(&gframes, &key);
+
+	if (!f || !f->frame_start_ns)
+		return 0;
+	f->park_start_ns = now;
+	f->park_stw = stw_clock(key.tgid, now);
+	f->park_reason = RT_REASON_GO(fn_id(ctx, bpf_get_attach_cookie(ctx)), !f->in_body);
+	return 0;
+}
+
+SEC("uprobe")
+int rt_fn_gpark_end(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), parked, stw;
+	struct rt_coro_key key = goroutine_key(ctx);
+	struct rt_gframe *f = bpf_map_lookup_elem(&gframes, &key);
+
+	if (!f || !f->frame_start_ns || !f->park_start_ns || now < f->park_start_ns)
+		return 0;
+	parked = now - f->park_start_ns;
+	stw = stw_clock(key.tgid, now) - f->park_stw;
+	f->park_start_ns = 0;
+	if (parked > stw)
+		add_go_reason(f, f->park_reason, parked - stw);
+	return 0;
 }
 
 /* ---------------------------------------------------------- off-CPU in frames */

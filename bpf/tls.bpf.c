@@ -39,6 +39,12 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile bool collect_kernel = true;
+/* Go 1.19 layouts (user space may set others before load): g.goid, the
+ * data word of tls.Conn.conn (a net.Conn interface), and the path from a
+ * *net.TCPConn to its fd: TCPConn.conn.fd (*netFD) -> netFD.pfd.Sysfd. */
+const volatile __s32 go_goid_off = 152;
+const volatile __s32 go_conn_data_off = 8;
+const volatile __s32 go_netfd_sysfd_off = 16;
 
 #ifndef TLS_MAX_CONNS
 #define TLS_MAX_CONNS 65536
@@ -91,6 +97,13 @@ struct counts_map {
 };
 struct counts_map counts_0 SEC(".maps");
 struct counts_map counts_1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tls_conn_key);
+	__type(value, struct tls_go_handshake);
+} go_handshakes SEC(".maps");
 
 /* Threads inside a handshake call now: sched_switch does nothing while 0. */
 __u64 threads_in_call = 0;
@@ -377,6 +390,102 @@ int BPF_KPROBE(tls_set_rbio_enter, __u64 ssl, __u64 bio)
 		if (c->start_ns)
 			resolve_peer(c);
 	}
+	return 0;
+}
+
+/* ---------------------------------------------------------- Go crypto/tls */
+
+static __always_inline __u64 go_goid(struct pt_regs *ctx)
+{
+	__u64 goid = 0;
+	/* R14 is the current g in Go's ABIInternal code. */
+	if (bpf_probe_read_user(&goid, sizeof(goid), (void *)(ctx->r14 + go_goid_off)))
+		return 0;
+	return goid;
+}
+
+/* The fd under a *tls.Conn whose conn is a *net.TCPConn; -1 if unreadable.
+ * resolve_peer accepts only a socket, so another net.Conn yields no peer. */
+static __always_inline __s32 go_conn_fd(__u64 conn)
+{
+	__u64 data = 0, netfd = 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&data, sizeof(data), (void *)(conn + go_conn_data_off)) || !data)
+		return -1;
+	if (bpf_probe_read_user(&netfd, sizeof(netfd), (void *)data) || !netfd)
+		return -1;
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + go_netfd_sysfd_off)))
+		return -1;
+	return fd >= 0 && fd < 0x7fffffff ? (__s32)fd : -1;
+}
+
+/* Entry of (*Conn).serverHandshake / clientHandshake (cookie: the side);
+ * the receiver in RAX. */
+SEC("uprobe")
+int tls_go_enter(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tls_conn_key key = {.tgid = tgid};
+	struct tls_go_handshake h = {};
+
+	if (!tp_is_target(tgid))
+		return 0;
+	key.ssl = go_goid(ctx);
+	if (!key.ssl)
+		return 0;
+	tp_count_add(TP_CTR_TLS_CALLS, 1);
+	/* A goroutine still in the map never returned (a panic unwound it). */
+	if (bpf_map_lookup_elem(&go_handshakes, &key))
+		tp_count_error(TP_ERR_NESTING_LOST);
+	h.conn = ctx->ax;
+	h.c.start_ns = bpf_ktime_get_ns();
+	h.c.calls = 1;
+	h.c.side = (__u32)bpf_get_attach_cookie(ctx);
+	h.c.last_tid = (__u32)bpf_get_current_pid_tgid();
+	h.c.fd = go_conn_fd(h.conn);
+	resolve_peer(&h.c);
+	if (bpf_map_update_elem(&go_handshakes, &key, &h, BPF_ANY))
+		tp_count_error(TP_ERR_TRACK_FULL);
+	return 0;
+}
+
+/* Each RET of those functions: the error they return is an interface in
+ * RAX (type word) and RBX (data): nil = the handshake completed. */
+SEC("uprobe")
+int tls_go_exit(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tls_conn_key key = {.tgid = tgid};
+	struct tls_go_handshake *h;
+	struct tls_event *e;
+	__u64 now = bpf_ktime_get_ns();
+
+	key.ssl = go_goid(ctx);
+	h = bpf_map_lookup_elem(&go_handshakes, &key);
+	if (!h)
+		return 0;
+	resolve_peer(&h->c);
+	tp_count_add(TP_CTR_TLS_HANDSHAKES, 1);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		tp_count_error(TP_ERR_RINGBUF_FULL);
+	} else {
+		e->tgid = tgid;
+		e->tid = (__u32)bpf_get_current_pid_tgid();
+		e->ssl = h->conn;
+		e->start_ns = h->c.start_ns;
+		e->end_ns = now;
+		e->cpu_ns = 0; /* unknown: the goroutine parks and moves between threads */
+		e->calls = 1;
+		e->side = h->c.side;
+		e->result = ctx->ax == 0 ? TLS_RESULT_COMPLETED : TLS_RESULT_FAILED;
+		e->fd = h->c.fd;
+		e->last_ret = ctx->ax == 0 ? 1 : 0;
+		e->pad = 0;
+		e->peer = h->c.peer;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&go_handshakes, &key);
 	return 0;
 }
 

@@ -106,6 +106,8 @@ void register_pauses(CLI::App& app, GlobalOptions& g, Action& run) {
   auto o = std::make_shared<PauseHuntOptions>();
   auto budget_ms = std::make_shared<double>(0);
   auto slack_ms = std::make_shared<double>(0);
+  auto tick_fn = std::make_shared<std::string>();
+  auto tick_id = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand(
       "pauses", "GC and arena pauses, tick durations, and the worst hitches with what caused them");
   add_common(cmd, *a, 10, true);
@@ -114,10 +116,22 @@ void register_pauses(CLI::App& app, GlobalOptions& g, Action& run) {
   cmd->add_option("--slack-ms", *slack_ms, "a tick is a hitch when it runs over budget by more than this "
                                             "(default: max(1 ms, 5% of the budget))")
       ->check(Seconds(86400, true));
-  cmd->callback([a, o, budget_ms, slack_ms, &g, &run] {
-    run = [a, o, budget_ms, slack_ms, &g]() -> Status {
+  cmd->add_option("--tick-function", *tick_fn,
+                  "Go: the tick function (e.g. 'main.(*Server).tick'); hitches of its goroutine split into "
+                  "stop-the-world, goroutine blocking (parks inside the tick), idle and CPU (probes runtime.gopark: "
+                  "two probe hits per goroutine park)");
+  cmd->add_option("--tick-id", *tick_id,
+                  "Go: argument expression of the tick number in the tick function (e.g. rdi, *(rax+8))");
+  cmd->callback([a, o, budget_ms, slack_ms, tick_fn, tick_id, &g, &run] {
+    run = [a, o, budget_ms, slack_ms, tick_fn, tick_id, &g]() -> Status {
       auto rt = runtime_of(*a);
       if (!rt) return rt.error();
+      if (!tick_id->empty() && tick_fn->empty())
+        return Error("usage: --tick-id needs --tick-function", "name the tick function: --tick-function main.tick");
+      if (!tick_fn->empty()) {
+        rt = with_goroutine_tick(rt.take(), *tick_fn, *tick_id);
+        if (!rt) return rt.error();
+      }
       prepare(*a, g);
       o->common = a->hunt;
       o->runtime = rt.take();

@@ -84,9 +84,10 @@ void runtime_metrics(const AgentStats& st, MetricsSnapshot& out) {
       if (series == "coro_lifetime") add_hist(lifetime, l, h);
       else if (series == "tick") add_hist(tick, l, h);
       else if (series == "frame") add_hist(frame, l, h);
-      else if (series.rfind("pause:", 0) == 0) {
+      else if (series.rfind("pause:", 0) == 0 || series == "gc_cycle") {
+        // gc_cycle: the stop-the-world time of one whole GC cycle (Go).
         MetricLabels lk = l;
-        lk["kind"] = series.substr(6);
+        lk["kind"] = series == "gc_cycle" ? series : series.substr(6);
         add_hist(pause, lk, h);
       }
     }

@@ -226,6 +226,7 @@ json pause_report_json(const PauseReport& r) {
       parts.push_back({{"cause", p.cause}, {"label", p.label}, {"ns", p.ns}, {"idle", p.idle}});
     worst.push_back({{"tick", h.frame.tick},
                      {"tid", h.frame.tid},
+                     {"start_ns", h.frame.start_ns},
                      {"frame_ns", h.frame.frame_ns},
                      {"tick_ns", h.frame.tick_ns},
                      {"over_budget_ns", h.frame.frame_ns > h.budget_ns ? h.frame.frame_ns - h.budget_ns : 0},

@@ -47,6 +47,9 @@ enum rt_reg {
 #define RT_FN_DEREF(c) ((__u32)(((c) >> 12) & 1))
 #define RT_FN_HAS_ID(c) ((__u32)(((c) >> 13) & 1))
 #define RT_FN_OFFSET(c) ((__s32)((c) >> 32))
+/* bit 14: this pause stops the world (Go's stop-the-world): it counts in
+ * the frame of every goroutine tick of the process, whichever thread ran it. */
+#define RT_FN_STOPS_WORLD(c) ((__u32)(((c) >> 14) & 1))
 
 /* Histograms, per (tgid, kind). */
 enum rt_hist_kind {
@@ -55,6 +58,7 @@ enum rt_hist_kind {
 	RT_HIST_CORO_LIFETIME = 2,   /* create -> destroy */
 	RT_HIST_CORO_RUN = 3,        /* resume -> suspend (optional tracing) */
 	RT_HIST_CORO_SUSPENDED = 4,  /* suspend -> resume (optional tracing) */
+	RT_HIST_GC_CYCLE = 5,        /* stop-the-world time of one GC cycle (Go: both pauses) */
 	RT_HIST_PAUSE_BASE = 8,      /* + pause kind index */
 };
 
@@ -119,6 +123,13 @@ struct rt_name_counts {
 #define RT_REASON_STATE(r) ((r) & 3)
 #define RT_REASON_FD(r) (((r) >> 2) & 3)
 #define RT_REASON_SYSCALL(r) ((int)((r) >> 16) - 1)
+/* A goroutine tick's park (Go's gopark): bit 4 set, bits 8-15 the wait
+ * reason (runtime.waitReason), bit 5: parked outside the tick body (the
+ * loop's wait for its next tick: idle). */
+#define RT_REASON_GO_PARK 0x10u
+#define RT_REASON_GO_IDLE 0x20u
+#define RT_REASON_GO(wait, idle) (RT_REASON_GO_PARK | ((idle) ? RT_REASON_GO_IDLE : 0) | (((__u32)(wait) & 0xff) << 8))
+#define RT_REASON_GO_WAIT(r) (((r) >> 8) & 0xff)
 
 struct rt_reason_ns {
 	__u32 reason;
@@ -142,6 +153,32 @@ struct rt_thread {
 	__u32 off_reason;
 	__u32 off_fd_plus1;    /* socket fd + 1 of the blocking syscall (0 = none) */
 	__u64 frame_off_other_ns; /* off-CPU time that did not fit in reasons[] */
+	struct rt_reason_ns reasons[RT_MAX_REASONS];
+};
+
+/* Per-process stop-the-world and GC cycle state (function-probe runtimes). */
+struct rt_gc_state {
+	__u64 stw_open_since_ns; /* 0 = the world runs */
+	__u64 stw_total_ns;      /* closed stop-the-world time since attach */
+	__u64 cycle_base_ns;     /* stw_total_ns when the current cycle started */
+	__u64 cycles;            /* GC cycles completed (their last pause ended) */
+	__u32 cycle_ending;      /* mark termination seen; its pause not ended yet */
+	__u32 stw_kind;          /* pause kind index of the stopping pause */
+};
+
+/* A goroutine's tick frame (Go): from one entry of the tick function to the
+ * next on the same goroutine, keyed by (tgid, goid) since goroutines move
+ * between threads. */
+struct rt_gframe {
+	__u64 tick;
+	__u64 frame_start_ns;  /* 0 = none open */
+	__u64 body_ns;         /* tick function entry -> its RET */
+	__u64 stw_at_start;    /* process stop-the-world clock at frame start */
+	__u64 park_start_ns;   /* 0 = not parked */
+	__u64 park_stw;        /* stop-the-world clock at park start */
+	__u32 park_reason;     /* RT_REASON_GO(...) */
+	__u32 in_body;
+	__u64 off_other_ns;
 	struct rt_reason_ns reasons[RT_MAX_REASONS];
 };
 

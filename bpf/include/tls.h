@@ -102,6 +102,15 @@ struct tls_proc {
 	__s32 hand_state_off;   /* ssl->statem.hand_state */
 };
 
+/* Go's crypto/tls: a handshake in flight, keyed by (tgid, goroutine id)
+ * (tls_conn_key with the goid in place of the SSL *): goroutines move
+ * between threads, so the thread cannot key it. From the entry of
+ * (*Conn).serverHandshake / clientHandshake to one of its RETs. */
+struct tls_go_handshake {
+	struct tls_conn c;
+	__u64 conn; /* *tls.Conn in the target */
+};
+
 /* A CPU sample of a thread inside a handshake call. */
 struct tls_sample_key {
 	__u32 tgid;

@@ -33,7 +33,51 @@ std::string syscall_name(int nr) {
   return it != table.end() ? it->second : "syscall_" + std::to_string(nr);
 }
 
+namespace {
+
+// runtime.waitReason strings (Go 1.19 runtime2.go; stable since 1.17 at the
+// numbers used here).
+const char* const kGoWaitReasons[] = {"",
+                                      "GC assist marking",
+                                      "IO wait",
+                                      "chan receive (nil chan)",
+                                      "chan send (nil chan)",
+                                      "dumping heap",
+                                      "garbage collection",
+                                      "garbage collection scan",
+                                      "panicwait",
+                                      "select",
+                                      "select (no cases)",
+                                      "GC assist wait",
+                                      "GC sweep wait",
+                                      "GC scavenge wait",
+                                      "chan receive",
+                                      "chan send",
+                                      "finalizer wait",
+                                      "force gc (idle)",
+                                      "semacquire",
+                                      "sleep",
+                                      "sync.Cond.Wait",
+                                      "timer goroutine (idle)",
+                                      "trace reader (blocked)",
+                                      "wait for GC cycle",
+                                      "GC worker (idle)",
+                                      "preempted",
+                                      "debug call"};
+
+}  // namespace
+
+std::string go_wait_reason(uint32_t wait) {
+  if (wait < sizeof(kGoWaitReasons) / sizeof(kGoWaitReasons[0]) && wait) return kGoWaitReasons[wait];
+  return "wait reason " + std::to_string(wait);
+}
+
 BlockReason describe_block_reason(uint32_t code) {
+  if (code & RT_REASON_GO_PARK) {
+    std::string why = go_wait_reason(RT_REASON_GO_WAIT(code));
+    if (code & RT_REASON_GO_IDLE) return {"idle", "idle: goroutine parked (" + why + ")", true};
+    return {"goroutine_blocked", "goroutine blocked (" + why + ")", false};
+  }
   uint32_t state = RT_REASON_STATE(code), fd = RT_REASON_FD(code);
   int nr = RT_REASON_SYSCALL(code);
   if (state == 0 /* OFFCPU_RUNNABLE */) return {"runqueue", "waiting for a CPU (preempted)", false};
@@ -77,7 +121,8 @@ std::vector<HitchPart> attribute_frame(const FrameRecord& f) {
     p.ns += ns;
     accounted += ns;
   };
-  for (const auto& [kind, ns] : f.pause_ns) add(kind, kind == "gc" ? "GC" : kind, ns, false);
+  for (const auto& [kind, ns] : f.pause_ns)
+    add(kind, kind == "gc" ? "GC" : kind == "stw" ? "stop-the-world" : kind, ns, false);
   for (const auto& [code, ns] : f.offcpu_ns) {
     BlockReason r = describe_block_reason(code);
     uint64_t named = 0;

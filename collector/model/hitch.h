@@ -27,7 +27,11 @@ struct BlockReason {
   std::string label;  // for humans: "blocked in socket write (sendto)"
   bool idle = false;  // a wait for work: epoll_wait, poll, select, sleeps
 };
+// Also Go goroutine parks (RT_REASON_GO_PARK): "goroutine_blocked" inside
+// the tick body, "idle" outside it.
 BlockReason describe_block_reason(uint32_t code);
+// runtime.waitReason's text ("IO wait", "chan receive", ...).
+std::string go_wait_reason(uint32_t wait);
 
 struct FrameRecord {
   uint32_t tgid = 0, tid = 0;

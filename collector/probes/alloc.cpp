@@ -18,6 +18,8 @@
 #include "targets/target_spec.h"
 #include "bpf/include/alloc.h"
 #include "alloc.skel.h"
+#include "runtime/function_sites.h"
+#include "unwind/go_layout.h"
 #include "symbolize/elf_info.h"
 #include "symbolize/link_order.h"
 
@@ -95,7 +97,49 @@ AllocProbe::~AllocProbe() {
   if (skel_) alloc_bpf__destroy(skel_);
 }
 
+// Go's heap: the runtime's own sampled memory profile (bpf/alloc.bpf.c).
+// Go allocates outside malloc, so the allocator probes would see nothing.
+Result<AllocAttachReport> AllocProbe::attach_go(uint32_t pid, const std::string& exe) {
+  AllocAttachReport rep;
+  rep.allocator_object = process_exe(pid);
+  std::vector<BpfLink> links;
+  for (auto [symbol, prog] : {std::pair{"runtime.mProf_Malloc", skel_->progs.alloc_go_sampled},
+                              std::pair{"runtime.freeSpecial", skel_->progs.alloc_go_free_special}}) {
+    auto sites = find_function_sites(exe, symbol);
+    if (!sites)
+      return Error("cannot find " + std::string(symbol) + " in Go program " + rep.allocator_object + ": " +
+                       sites.error().message,
+                   "tickprobe reads Go's heap through its sampled memory profile (Go 1.17+)");
+    LIBBPF_OPTS(bpf_uprobe_opts, uo);
+    bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), sites->entry_offset, &uo);
+    if (!l)
+      return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
+                               errno);
+    links.emplace_back(l);
+    rep.attached.push_back(std::string(symbol) + " in " + rep.allocator_object);
+    rep.attachments.push_back({symbol, rep.allocator_object, "Go runtime (sampled heap profile)", false});
+  }
+  // The runtime samples one allocation per MemProfileRate bytes (default
+  // 512 KiB) as the BPF side would: the values are scaled by
+  // options().sample_bytes, which the hunts set to that rate for a Go
+  // target. One probe serves many processes in the agent, so it is not
+  // changed here: a different setting mis-scales this process (warned).
+  if (opts_.sample_bytes != kGoMemProfileRate)
+    TP_LOG_WARN(
+        "Go process %u: its heap samples are scaled by %llu bytes, not Go's MemProfileRate (%llu); pass "
+        "--sample-bytes %llu",
+        pid, static_cast<unsigned long long>(opts_.sample_bytes), static_cast<unsigned long long>(kGoMemProfileRate),
+        static_cast<unsigned long long>(kGoMemProfileRate));
+  auto& slot = links_[pid];
+  for (auto& l : links) slot.push_back(std::move(l));
+  return rep;
+}
+
 Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
+  {
+    std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+    if (is_go_executable(exe)) return attach_go(pid, exe);
+  }
   enum Group { kCore, kStandard, kExtended, kCxx };
   struct EntryPoint {
     const char* name;

@@ -27,6 +27,11 @@ struct AllocOptions {
   uint32_t max_stacks = 16384;   // distinct allocation stacks
 };
 
+// Go's runtime.MemProfileRate default: a Go target's heap is read from the
+// runtime's own samples (one per this many bytes), scaled like pprof does.
+// A program that sets another rate is scaled wrongly (not read from memory).
+constexpr uint64_t kGoMemProfileRate = 512 * 1024;
+
 struct AllocStackKey {
   uint32_t tgid = 0;
   uint32_t kind = 0;  // enum alloc_kind: 0 heap, 1 mmap
@@ -105,6 +110,9 @@ class AllocProbe : public Family {
 
  private:
   AllocProbe(Session& s, const AllocOptions& o) : session_(s), opts_(o) {}
+  // A Go program: uprobes on its sampled heap profile instead of malloc
+  // (scaled right when options().sample_bytes == kGoMemProfileRate).
+  Result<AllocAttachReport> attach_go(uint32_t pid, const std::string& exe);
   Session& session_;
   AllocOptions opts_;
   alloc_bpf* skel_ = nullptr;

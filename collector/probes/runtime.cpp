@@ -21,13 +21,23 @@ namespace tickprobe {
 Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, const RuntimeOptions& opts) {
   std::unique_ptr<RuntimeProbe> p(new RuntimeProbe(session, opts));
   bool ticks = opts.ticks && opts.description.has_ticks();
+  bool goroutine_ticks = ticks && opts.description.has_goroutine_ticks();
   auto skel = load_skeleton(
       session, "runtime", TP_SKELETON_OPS(runtime),
       [&](runtime_bpf* sk) -> Status {
         sk->rodata->coro_stacks = opts.coro_stacks;
         sk->rodata->pause_stacks = opts.pause_stacks;
         bpf_map__set_max_entries(sk->maps.coros, opts.max_coroutines);
-        bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks);
+        // Goroutine ticks split frames by parks, not by thread switches.
+        bpf_program__set_autoload(sk->progs.rt_sched_switch_btf, ticks && !goroutine_ticks);
+        for (bpf_program* prog : {sk->progs.rt_fn_gtick_begin, sk->progs.rt_fn_gtick_end, sk->progs.rt_fn_gpark_begin,
+                                  sk->progs.rt_fn_gpark_end})
+          bpf_program__set_autoload(prog, goroutine_ticks);
+        bool gc = opts.pauses && opts.description.has_gc_cycles();
+        bpf_program__set_autoload(sk->progs.rt_fn_gc_start, gc);
+        bpf_program__set_autoload(sk->progs.rt_fn_gc_cycle_end, gc);
+        bpf_program__set_autoload(sk->progs.rt_tick_begin, ticks && !goroutine_ticks);
+        bpf_program__set_autoload(sk->progs.rt_tick_end, ticks && !goroutine_ticks);
         // Load only the program kinds the description uses: each program
         // that unwinds costs verifier time at startup.
         const auto& d = opts.description;
@@ -49,6 +59,12 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
   p->skel_ = skel.take();
   p->skel_->bss->frame_event_min_ns = opts.frame_event_min_ns;
   p->skel_->bss->pause_event_min_ns = opts.pause_event_min_ns;
+  if (goroutine_ticks) {
+    UsdtProbeRef key;
+    key.symbol = "goroutine";
+    key.id = opts.description.tick_goroutine;
+    p->skel_->bss->goroutine_key_cookie = runtime_cookie(key);
+  }
   for (bpf_program* prog : {p->skel_->progs.rt_sched_switch_btf, p->skel_->progs.rt_thread_exit}) {
     if (!bpf_program__autoload(prog)) continue;
     bpf_link* l = bpf_program__attach(prog);
@@ -103,7 +119,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   int first_errno = 0;
   // A function probe: a uprobe on its entry, or on each of its RETs (never
   // a uretprobe: Go programs crash under them).
-  auto function = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind) {
+  auto function = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind, bool stops_world = false) {
     auto sites = find_function_sites(binary, ref.symbol, ref.at_call);
     if (!sites) {
       rep.missing.push_back(ref.describe());
@@ -122,7 +138,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
     }
     std::vector<BpfLink> these;
     for (uint64_t off : offsets) {
-      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = runtime_cookie(ref, kind));
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = runtime_cookie(ref, kind, stops_world));
       bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, binary.c_str(), off, &uo);
       if (!l) {
         int err = errno;
@@ -136,7 +152,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
     for (auto& l : these) links.push_back(std::move(l));
     rep.attached.push_back(ref.describe() + (offsets.size() > 1 ? " (" + std::to_string(offsets.size()) + " sites)" : ""));
   };
-  auto one = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind) {
+  auto one = [&](bpf_program* prog, const UsdtProbeRef& ref, uint32_t kind, bool stops_world = false) {
     if (!ref.present()) return;
     bpf_program* fn_prog = prog == skel_->progs.rt_coro_create    ? skel_->progs.rt_fn_coro_create
                            : prog == skel_->progs.rt_coro_destroy ? skel_->progs.rt_fn_coro_destroy
@@ -149,7 +165,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
         if (first_error.empty()) first_error = ref.describe() + ": function probes are not supported for this event";
         return;
       }
-      function(fn_prog, ref, kind);
+      function(fn_prog, ref, kind, stops_world);
       return;
     }
     LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = runtime_cookie(ref, kind));
@@ -174,15 +190,28 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
       one(skel_->progs.rt_coro_suspend, d.coro_suspend, 0);
     }
   }
-  if (opts_.ticks && d.has_ticks()) {
+  if (opts_.ticks && d.has_goroutine_ticks()) {
+    function(skel_->progs.rt_fn_gtick_begin, d.tick_begin, 0);
+    function(skel_->progs.rt_fn_gtick_end, d.tick_end, 0);
+    if (d.park_begin.present() && d.park_end.present()) {
+      function(skel_->progs.rt_fn_gpark_begin, d.park_begin, 0);
+      function(skel_->progs.rt_fn_gpark_end, d.park_end, 0);
+    }
+  } else if (opts_.ticks && d.has_ticks()) {
     one(skel_->progs.rt_tick_begin, d.tick_begin, 0);
     one(skel_->progs.rt_tick_end, d.tick_end, 0);
   }
-  if (opts_.pauses) {
+  // Stop-the-world time and GC cycles feed goroutine frames too.
+  if (opts_.pauses || (opts_.ticks && d.has_goroutine_ticks())) {
     for (size_t i = 0; i < d.pauses.size() && i < RT_MAX_PAUSE_KINDS; i++) {
-      one(skel_->progs.rt_pause_begin, d.pauses[i].begin, static_cast<uint32_t>(i));
-      one(skel_->progs.rt_pause_end, d.pauses[i].end, static_cast<uint32_t>(i));
+      if (!opts_.pauses && !d.pauses[i].stops_world) continue;
+      one(skel_->progs.rt_pause_begin, d.pauses[i].begin, static_cast<uint32_t>(i), d.pauses[i].stops_world);
+      one(skel_->progs.rt_pause_end, d.pauses[i].end, static_cast<uint32_t>(i), d.pauses[i].stops_world);
     }
+  }
+  if (opts_.pauses && d.has_gc_cycles()) {
+    function(skel_->progs.rt_fn_gc_start, d.gc_start, 0);
+    function(skel_->progs.rt_fn_gc_cycle_end, d.gc_cycle_end, 0);
   }
   if (links.empty()) {
     if (!first_error.empty())
@@ -269,6 +298,8 @@ std::string RuntimeProbe::series_name(uint32_t kind) const {
     case RT_HIST_CORO_LIFETIME: return "coro_lifetime";
     case RT_HIST_CORO_RUN: return "coro_run";
     case RT_HIST_CORO_SUSPENDED: return "coro_suspended";
+    case RT_HIST_GC_CYCLE:
+      return "gc_cycle";
     default: break;
   }
   uint32_t i = kind - RT_HIST_PAUSE_BASE;
@@ -338,6 +369,8 @@ void RuntimeProbe::forget(uint32_t tgid) {
   erase_if(bpf_map__fd(skel_->maps.coros), rt_coro_key{}, [&](const rt_coro_key& k) { return k.tgid == tgid; });
   erase_if(bpf_map__fd(skel_->maps.coro_names), rt_name_key{}, [&](const rt_name_key& k) { return k.tgid == tgid; });
   erase_if(bpf_map__fd(skel_->maps.hists), rt_hist_key{}, [&](const rt_hist_key& k) { return k.tgid == tgid; });
+  erase_if(bpf_map__fd(skel_->maps.gframes), rt_coro_key{}, [&](const rt_coro_key& k) { return k.tgid == tgid; });
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.gc_state), &tgid);
 }
 
 Counters RuntimeProbe::counters() const {

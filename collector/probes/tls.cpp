@@ -19,6 +19,8 @@
 #include "core/session.h"
 #include "probes/openssl_layout.h"
 #include "probes/uprobe_binaries.h"
+#include "runtime/function_sites.h"
+#include "unwind/go_layout.h"
 #include "symbolize/elf_info.h"
 #include "targets/target_spec.h"
 #include "bpf/include/tls.h"
@@ -193,7 +195,53 @@ TlsProbe::~TlsProbe() {
   perf_fds_.clear();
 }
 
+// Go's crypto/tls: uprobes at the entry and at every RET of
+// (*Conn).serverHandshake and clientHandshake (never uretprobes: they crash
+// Go programs), which handshakeFn runs once per handshake. Not
+// handshakeContext: every Read and Write calls it (its fast path returns at
+// once), which would cost two probe hits per call.
+Result<TlsAttachReport> TlsProbe::attach_go(uint32_t pid, const std::string& exe) {
+  TlsAttachReport rep;
+  rep.library = process_exe(pid);
+  rep.found_by = "Go crypto/tls (pclntab)";
+  std::vector<BpfLink> links;
+  for (auto [symbol, side] : {std::pair{"crypto/tls.(*Conn).serverHandshake", TLS_SIDE_SERVER},
+                              std::pair{"crypto/tls.(*Conn).clientHandshake", TLS_SIDE_CLIENT}}) {
+    auto sites = find_function_sites(exe, symbol);
+    if (!sites) {
+      rep.notes.push_back(std::string(symbol) + " not found (" + sites.error().message + ")");
+      continue;
+    }
+    if (sites->ret_offsets.empty())
+      return Error(std::string(symbol) + " in " + rep.library + " has no RET instruction");
+    std::vector<std::pair<bpf_program*, uint64_t>> at = {{skel_->progs.tls_go_enter, sites->entry_offset}};
+    for (uint64_t off : sites->ret_offsets) at.emplace_back(skel_->progs.tls_go_exit, off);
+    for (auto [prog, off] : at) {
+      LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = static_cast<uint64_t>(side));
+      bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), off, &uo);
+      if (!l)
+        return Error::from_errno(std::string("cannot attach a uprobe to ") + symbol + " in " + rep.library, errno,
+                                 "is the process still running?");
+      links.emplace_back(l);
+    }
+    rep.attached.push_back(std::string(symbol) + " (entry, " + std::to_string(sites->ret_offsets.size()) +
+                           " RETs) in " + rep.library);
+  }
+  if (links.empty())
+    return Error("Go program " + std::to_string(pid) + " (" + process_comm(pid) + ") does not use crypto/tls",
+                 "neither (*Conn).serverHandshake nor clientHandshake is in its pclntab");
+  rep.notes.push_back(
+      "Go handshakes: latency, outcome, side and peer; CPU per handshake is not measured (the "
+      "goroutine moves between threads)");
+  auto& slot = links_[pid];
+  slot.clear();
+  for (auto& l : links) slot.push_back(std::move(l));
+  return rep;
+}
+
 Result<TlsAttachReport> TlsProbe::attach_process(uint32_t pid) {
+  const std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+  if (is_go_executable(exe)) return attach_go(pid, exe);
   auto binaries = uprobe_candidate_binaries(pid);
   if (binaries.empty()) return Error("process " + std::to_string(pid) + " is gone or has no mapped binaries");
   Symbolizer& sym = session_.symbolizer();

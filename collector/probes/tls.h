@@ -67,6 +67,7 @@ class TlsProbe : public Family {
   // Uprobes on OpenSSL in `pid` (a session target). Fails, naming where it
   // looked, when no mapped binary defines SSL_do_handshake.
   Result<TlsAttachReport> attach_process(uint32_t pid);
+  // A Go program is probed in its own crypto/tls instead (attach_go).
   Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
   // Moves handshake-CPU samples into cpu_samples() and evicts stale
@@ -85,6 +86,7 @@ class TlsProbe : public Family {
   static TlsHandshake from_event(const ::tls_event& e);
 
  private:
+  Result<TlsAttachReport> attach_go(uint32_t pid, const std::string& exe);
   struct State;  // aggregates, shared with the ring-buffer handler
   TlsProbe(Session& s, const TlsOptions& o);
   void evict_stale();

@@ -9,12 +9,13 @@ namespace tickprobe {
 
 bool is_allocator_frame(const std::string& f) {
   static const std::set<std::string> alloc_fns = {
-      "malloc",          "calloc",        "realloc",        "reallocarray",    "free",
-      "posix_memalign",  "aligned_alloc", "memalign",       "valloc",          "pvalloc",
-      "__libc_malloc",   "__libc_calloc", "__libc_realloc", "__libc_memalign", "__posix_memalign",
-      "_int_malloc",     "_int_realloc",  "_int_memalign",  "_mid_memalign",   "tcache_init",
-      "malloc_hook_ini", "mallocx",       "rallocx",        "mi_malloc",       "mi_calloc",
-      "mi_realloc",      "mmap",          "mmap64",         "__mmap"};
+      "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc",
+      "pvalloc", "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__posix_memalign",
+      "_int_malloc", "_int_realloc", "_int_memalign", "_mid_memalign", "tcache_init", "malloc_hook_ini", "mallocx",
+      "rallocx", "mi_malloc", "mi_calloc", "mi_realloc", "mmap", "mmap64", "__mmap",
+      // Go: the sampling path, as Go's own heap profile skips it (it starts
+      // at mallocgc's caller: runtime.newobject, makeslice, ...).
+      "runtime.mProf_Malloc", "runtime.profilealloc", "runtime.mallocgc"};
   if (alloc_fns.count(f)) return true;
   if (f.rfind("operator new", 0) == 0) return true;
   if (f.rfind("je_", 0) == 0 || f.rfind("tc_", 0) == 0 || f.rfind("mi_", 0) == 0) return true;

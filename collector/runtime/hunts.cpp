@@ -13,6 +13,7 @@
 #include "core/watch.h"
 #include "runtime/alloc_profile.h"
 #include "targets/target_spec.h"
+#include "unwind/go_layout.h"
 
 namespace tickprobe {
 
@@ -204,6 +205,13 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
   });
   auto rep = p.attach_process(o.common.pid);
   if (!rep) return rep.error();
+  // A tick function the user named and the binary lacks is an error, not a note.
+  if (o.runtime.has_goroutine_ticks())
+    for (const auto& m : rep->missing)
+      if (m == o.runtime.tick_begin.describe() || m == o.runtime.tick_end.describe())
+        return Error("tick function " + o.runtime.tick_begin.symbol + " not found in " + rep->binary,
+                     "Go names look like main.(*Server).tick; list them with `go tool nm " + rep->binary +
+                         " | grep -i tick`");
   double elapsed = 0;
   Watched watched = watch(o.common, s, [&](int ms) { p.poll(ms); },
         [&](double t) {
@@ -235,9 +243,12 @@ Result<PauseReport> run_pause_hunt(const PauseHuntOptions& o) {
     if (key.second == "tick") r.tick = summarize(h);
     else if (key.second == "frame") r.frame = summarize(h);
     else if (key.second.rfind("pause:", 0) == 0) r.pauses[key.second.substr(6)] = summarize(h);
+    else if (key.second == "gc_cycle")
+      r.pauses["gc_cycle"] = summarize(h);
   }
   for (const auto& pd : o.runtime.pauses)
     if (!r.pauses.count(pd.kind)) r.pauses[pd.kind] = summarize(LatencyHistogram());
+  if (o.runtime.has_gc_cycles() && !r.pauses.count("gc_cycle")) r.pauses["gc_cycle"] = summarize(LatencyHistogram());
   if (auto it = hitches.processes().find(o.common.pid); it != hitches.processes().end()) {
     r.budget_ns = it->second.budget_ns;
     r.budget_inferred = it->second.budget_inferred;
@@ -293,11 +304,22 @@ std::vector<LeakAttachedObject> group_by_object(const AllocAttachReport& rep) {
 
 }  // namespace
 
+// A Go program's heap comes from its runtime's sampled profile: its mmaps
+// (the runtime's arenas, never unmapped) are not allocation sites.
+static AllocOptions alloc_options_for(const AllocOptions& base, uint32_t pid) {
+  AllocOptions a = base;
+  if (is_go_executable("/proc/" + std::to_string(pid) + "/exe")) {
+    a.track_mmap = false;
+    a.sample_bytes = kGoMemProfileRate;
+  }
+  return a;
+}
+
 Result<LeakReport> run_leak_hunt(const LeakHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
   Session& s = **session;
-  auto probe = AllocProbe::create(s, o.alloc);
+  auto probe = AllocProbe::create(s, alloc_options_for(o.alloc, o.common.pid));
   if (!probe) return probe.error();
   AllocProbe& ap = **probe;
   auto rep = ap.attach_process(o.common.pid);
@@ -368,7 +390,7 @@ Result<AllocsResult> run_allocs_hunt(const AllocsHuntOptions& o) {
   auto session = open_session(o.common);
   if (!session) return session.error();
   Session& s = **session;
-  auto probe = AllocProbe::create(s, o.alloc);
+  auto probe = AllocProbe::create(s, alloc_options_for(o.alloc, o.common.pid));
   if (!probe) return probe.error();
   AllocProbe& ap = **probe;
   auto rep = ap.attach_process(o.common.pid);

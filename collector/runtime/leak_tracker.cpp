@@ -32,6 +32,8 @@ std::string allocation_site(const std::vector<std::string>& frames) {
   for (const auto& f : frames) {
     if (alloc_fns.count(f)) continue;
     if (f.rfind("je_", 0) == 0 || f.rfind("tc_", 0) == 0) continue;
+    // Go: mallocgc, newobject, makeslice, growslice, mProf_Malloc, ...
+    if (f.rfind("runtime.", 0) == 0) continue;
     if (f.find("allocator<") != std::string::npos && f.find("::allocate") != std::string::npos) continue;
     if (f.find("new_allocator<") != std::string::npos) continue;
     return f;

@@ -59,7 +59,35 @@ RuntimeDescription go_runtime() {
   // not at its RETs (those add wakep(), up to milliseconds).
   UsdtProbeRef end = fn("runtime.startTheWorldWithSema", false);
   end.at_call = "runtime.nanotime1";
-  d.pauses.push_back({"stw", fn("runtime.stopTheWorldWithSema", false), end});
+  d.pauses.push_back({"stw", fn("runtime.stopTheWorldWithSema", false), end, true});
+  d.gc_start = fn("runtime.gcStart", false);
+  d.gc_cycle_end = fn("runtime.gcMarkTermination", false);
+  return d;
+}
+
+Result<RuntimeDescription> with_goroutine_tick(RuntimeDescription d, const std::string& symbol,
+                                               const std::string& tick_id) {
+  if (d.name != "go")
+    return Error("usage: --tick-function needs the Go runtime description (runtime \"" + d.name + "\")",
+                 "for other runtimes name the tick probes in a JSON description (docs/runtimes.md)");
+  if (symbol.empty()) return Error("usage: empty tick function name", "e.g. --tick-function 'main.(*Server).tick'");
+  UsdtProbeRef b, e;
+  b.symbol = e.symbol = symbol;
+  e.at_return = true;
+  if (!tick_id.empty()) {
+    auto x = parse_arg_expr(tick_id);
+    if (!x) return Error("usage: --tick-id: " + x.error().message, x.error().hint);
+    b.id = x.take();
+  }
+  d.tick_begin = b;
+  d.tick_end = e;
+  d.tick_goroutine = parse_arg_expr("*(r14+152)").take();  // g.goid, Go 1.19
+  UsdtProbeRef pb, pe;
+  pb.symbol = pe.symbol = "runtime.gopark";
+  pb.id = parse_arg_expr("rcx").take();  // gopark(unlockf, lock, reason waitReason, ...)
+  pe.at_return = true;
+  d.park_begin = pb;
+  d.park_end = pe;
   return d;
 }
 
@@ -194,17 +222,22 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
     return Error(std::string("runtime description is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) return Error("runtime description must be a JSON object");
-  if (auto st = check_keys(j, {"name", "binary", "provider", "coroutines", "tick", "pauses"}, "runtime description");
+  if (auto st =
+          check_keys(j, {"name", "binary", "provider", "coroutines", "tick", "pauses", "gc"}, "runtime description");
       !st)
     return st.error();
   if (j.contains("coroutines"))
     if (auto st = check_keys(j["coroutines"], {"create", "destroy", "resume", "suspend"}, "coroutines"); !st)
       return st.error();
   if (j.contains("tick"))
-    if (auto st = check_keys(j["tick"], {"begin", "end"}, "tick"); !st) return st.error();
+    if (auto st = check_keys(j["tick"], {"begin", "end", "goroutine", "park"}, "tick"); !st) return st.error();
+  if (j.contains("tick") && j["tick"].contains("park"))
+    if (auto st = check_keys(j["tick"]["park"], {"begin", "end"}, "tick.park"); !st) return st.error();
+  if (j.contains("gc"))
+    if (auto st = check_keys(j["gc"], {"start", "cycle_end"}, "gc"); !st) return st.error();
   if (j.contains("pauses") && j["pauses"].is_array())
     for (const auto& pj : j["pauses"])
-      if (auto st = check_keys(pj, {"kind", "begin", "end"}, "pauses"); !st) return st.error();
+      if (auto st = check_keys(pj, {"kind", "begin", "end", "stops_world"}, "pauses"); !st) return st.error();
   RuntimeDescription d;
   d.name = j.value("name", "custom");
   d.binary = j.value("binary", "");
@@ -234,6 +267,33 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
     if (auto st = opt(j["tick"], "begin", d.tick_begin, "tick", 0); !st) return st.error();
     if (auto st = opt(j["tick"], "end", d.tick_end, "tick", 0); !st) return st.error();
     if (!d.tick_begin.present()) return Error("tick: \"begin\" is required (frames run from one begin to the next)");
+    const auto& t = j["tick"];
+    if (t.contains("goroutine")) {
+      if (!t["goroutine"].is_string())
+        return Error("tick.goroutine must be an argument expression like \"*(r14+152)\"");
+      auto e = parse_arg_expr(t["goroutine"].get<std::string>());
+      if (!e) return Error("tick.goroutine: " + e.error().message, e.error().hint);
+      d.tick_goroutine = e.take();
+      if (!d.tick_begin.is_function() || !d.tick_end.is_function())
+        return Error("tick: goroutine ticks need function probes for \"begin\" and \"end\"");
+      if (t.contains("park")) {
+        if (auto st = opt(t["park"], "begin", d.park_begin, "tick.park", 0); !st) return st.error();
+        if (auto st = opt(t["park"], "end", d.park_end, "tick.park", 0); !st) return st.error();
+        if (!d.park_begin.is_function() || !d.park_end.is_function())
+          return Error("tick.park: \"begin\" and \"end\" must both be function probes");
+      }
+    } else if (t.contains("park")) {
+      return Error("tick.park needs tick.goroutine (parks are per goroutine)");
+    } else if (d.tick_begin.is_function() || d.tick_end.is_function()) {
+      return Error("tick: function probes need \"goroutine\" (the expression of the goroutine id)",
+                   "e.g. \"goroutine\": \"*(r14+152)\" for Go 1.19");
+    }
+  }
+  if (j.contains("gc")) {
+    if (auto st = opt(j["gc"], "start", d.gc_start, "gc", 0); !st) return st.error();
+    if (auto st = opt(j["gc"], "cycle_end", d.gc_cycle_end, "gc", 0); !st) return st.error();
+    if (!d.gc_start.is_function() || !d.gc_cycle_end.is_function())
+      return Error("gc: \"start\" and \"cycle_end\" must both be function probes");
   }
   if (j.contains("pauses")) {
     if (!j["pauses"].is_array()) return Error("pauses must be a list");
@@ -248,6 +308,12 @@ Result<RuntimeDescription> parse_runtime_description(const std::string& text) {
       if (!e) return e.error();
       p.begin = b.take();
       p.end = e.take();
+      if (pj.contains("stops_world")) {
+        if (!pj["stops_world"].is_boolean()) return Error("pauses." + p.kind + ".stops_world must be true or false");
+        p.stops_world = pj["stops_world"].get<bool>();
+        if (p.stops_world && (!p.begin.is_function() || !p.end.is_function()))
+          return Error("pauses." + p.kind + ": stops_world needs function probes for begin and end");
+      }
       d.pauses.push_back(std::move(p));
     }
     if (d.pauses.size() > RT_MAX_PAUSE_KINDS)
@@ -297,9 +363,10 @@ Result<RuntimeDescription> runtime_description_from_arg(const std::string& arg) 
   return load_runtime_description(arg);
 }
 
-uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind) {
+uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind, bool stops_world) {
   if (p.is_function()) {
     uint64_t c = pause_kind & 0xff;
+    if (stops_world) c |= uint64_t{1} << 14;
     if (p.id.present()) {
       c |= (static_cast<uint64_t>(p.id.reg) & 0xf) << 8;
       c |= static_cast<uint64_t>(p.id.deref ? 1 : 0) << 12;

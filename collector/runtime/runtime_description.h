@@ -69,6 +69,10 @@ struct UsdtProbeRef {
 struct PauseDescription {
   std::string kind;  // "gc", "arena", ...: the `kind` label
   UsdtProbeRef begin, end;
+  // The pause stops every thread (Go's stop-the-world): it counts in every
+  // goroutine tick frame of the process, whichever thread ran it
+  // ("stops_world": true; function probes only).
+  bool stops_world = false;
 };
 
 struct RuntimeDescription {
@@ -76,10 +80,23 @@ struct RuntimeDescription {
   std::string binary;  // optional: the ELF carrying the probes (default: the target's executable)
   UsdtProbeRef coro_create, coro_destroy, coro_resume, coro_suspend;
   UsdtProbeRef tick_begin, tick_end;
+  // Goroutine ticks ("tick": {"goroutine": "*(r14+152)", "park": {...}}):
+  // the tick function's frames are keyed by this expression (the goroutine
+  // id) instead of the thread, and the goroutine's parks (gopark entry ->
+  // RET; "id": the wait reason) split them into blocking (inside the tick
+  // body), idle (outside it), stop-the-world and CPU.
+  ArgExpr tick_goroutine;
+  UsdtProbeRef park_begin, park_end;
+  // GC cycles ("gc": {"start": ..., "cycle_end": ...}): a cycle's pause is the
+  // stop-the-world time from the first pause after `start` to the end of the
+  // pause in which `cycle_end` runs (Go: gcStart, gcMarkTermination).
+  UsdtProbeRef gc_start, gc_cycle_end;
   std::vector<PauseDescription> pauses;  // at most RT_MAX_PAUSE_KINDS
 
   bool has_coroutines() const { return coro_create.present() && coro_destroy.present(); }
   bool has_ticks() const { return tick_begin.present(); }
+  bool has_goroutine_ticks() const { return tick_goroutine.present(); }
+  bool has_gc_cycles() const { return gc_start.present() && gc_cycle_end.present(); }
 };
 
 // tickgame's probes (docs/usdt.md).
@@ -90,6 +107,12 @@ RuntimeDescription tickgame_runtime();
 // nanotime call in startTheWorldWithSema that Go's PauseNs ends at (two per
 // GC cycle, one per ReadMemStats).
 RuntimeDescription go_runtime();
+// Go's description plus a goroutine tick: frames from each entry of
+// `symbol` (e.g. "main.(*Server).tick") to the next on the same goroutine,
+// its RETs ending the tick body; `tick_id` (optional) an argument
+// expression for the tick number (e.g. "rdi": the 4th integer argument).
+Result<RuntimeDescription> with_goroutine_tick(RuntimeDescription d, const std::string& symbol,
+                                               const std::string& tick_id = "");
 Result<RuntimeDescription> parse_runtime_description(const std::string& json_text);
 Result<RuntimeDescription> load_runtime_description(const std::string& path);
 // "tickgame" or "go" (built in) or a path to a JSON file.
@@ -97,6 +120,6 @@ Result<RuntimeDescription> runtime_description_from_arg(const std::string& arg);
 
 // The attach cookie for a probe (bpf/include/runtime.h RT_COOKIE_*, and
 // RT_FN_* for function probes).
-uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind = 0);
+uint64_t runtime_cookie(const UsdtProbeRef& p, uint32_t pause_kind = 0, bool stops_world = false);
 
 }  // namespace tickprobe

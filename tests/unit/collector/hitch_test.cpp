@@ -100,6 +100,38 @@ TEST(BlockReason, DecodesStateFdAndSyscall) {
   EXPECT_NE(describe_block_reason(reason(kStateS, RT_FD_NONE, 1000)).label.find("syscall_1000"), std::string::npos);
 }
 
+TEST(BlockReason, GoroutineParksInsideAndOutsideTheTickBody) {
+  BlockReason io = describe_block_reason(RT_REASON_GO(2, false));  // waitReasonIOWait
+  EXPECT_EQ(io.cause, "goroutine_blocked");
+  EXPECT_EQ(io.label, "goroutine blocked (IO wait)");
+  EXPECT_FALSE(io.idle);
+  BlockReason idle = describe_block_reason(RT_REASON_GO(14, true));  // chan receive, outside the body
+  EXPECT_EQ(idle.cause, "idle");
+  EXPECT_TRUE(idle.idle);
+  EXPECT_NE(idle.label.find("chan receive"), std::string::npos);
+  EXPECT_EQ(go_wait_reason(18), "semacquire");
+  EXPECT_EQ(go_wait_reason(200), "wait reason 200");
+}
+
+TEST(AttributeFrame, GoFrameIsStopTheWorldBlockedIdleAndCpu) {
+  FrameRecord f;
+  f.frame_ns = 100'000'000;
+  f.pause_ns["stw"] = 30'000'000;
+  f.offcpu_ns[RT_REASON_GO(2, false)] = 40'000'000;
+  f.offcpu_ns[RT_REASON_GO(14, true)] = 20'000'000;
+  auto parts = attribute_frame(f);
+  uint64_t sum = 0;
+  for (const auto& p : parts) sum += p.ns;
+  EXPECT_EQ(sum, f.frame_ns);
+  ASSERT_EQ(parts.size(), 4u);
+  EXPECT_EQ(parts[0].cause, "goroutine_blocked");
+  EXPECT_EQ(parts[1].cause, "stw");
+  EXPECT_EQ(parts[1].label, "stop-the-world");
+  EXPECT_EQ(parts[2].cause, "idle");
+  EXPECT_EQ(parts[3].cause, "cpu");
+  EXPECT_EQ(parts[3].ns, 10'000'000u);
+}
+
 TEST(BlockReason, SyscallNames) {
   EXPECT_EQ(syscall_name(kSendto), "sendto");
   EXPECT_EQ(syscall_name(kEpollWait), "epoll_wait");

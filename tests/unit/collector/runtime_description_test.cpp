@@ -276,6 +276,64 @@ TEST(RuntimeDescription, BuiltInGoDescription) {
   EXPECT_EQ(go->pauses[0].kind, "stw");
 }
 
+TEST(RuntimeDescription, GoroutineTicksParksGcCyclesAndStoppingPauses) {
+  auto d = parse_runtime_description(R"J({"name": "mygo",
+    "tick": {"begin": {"symbol": "main.(*Server).tick", "id": "rdi"},
+             "end": {"symbol": "main.(*Server).tick", "at": "ret"},
+             "goroutine": "*(r14+152)",
+             "park": {"begin": {"symbol": "runtime.gopark", "id": "rcx"},
+                      "end": {"symbol": "runtime.gopark", "at": "ret"}}},
+    "gc": {"start": {"symbol": "runtime.gcStart"}, "cycle_end": {"symbol": "runtime.gcMarkTermination"}},
+    "pauses": [{"kind": "stw", "stops_world": true, "begin": {"symbol": "runtime.stopTheWorldWithSema"},
+                "end": {"symbol": "runtime.startTheWorldWithSema", "at": "call:runtime.nanotime1"}}]})J");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_TRUE(d->has_goroutine_ticks());
+  EXPECT_EQ(d->tick_goroutine.describe(), "*(r14+152)");
+  EXPECT_TRUE(d->tick_end.at_return);
+  EXPECT_EQ(d->park_begin.id.describe(), "rcx");
+  EXPECT_TRUE(d->park_end.at_return);
+  EXPECT_TRUE(d->has_gc_cycles());
+  EXPECT_TRUE(d->pauses[0].stops_world);
+  EXPECT_TRUE(RT_FN_STOPS_WORLD(runtime_cookie(d->pauses[0].begin, 0, true)));
+  EXPECT_FALSE(RT_FN_STOPS_WORLD(runtime_cookie(d->pauses[0].begin, 0, false)));
+  // The stops-world bit leaves the id bits alone.
+  uint64_t c = runtime_cookie(d->park_begin, 2, true);
+  EXPECT_EQ(RT_FN_REG(c), static_cast<uint32_t>(RT_REG_RCX));
+  EXPECT_EQ(RT_COOKIE_KIND(c), 2u);
+
+  auto bad = [](const std::string& json, const std::string& needle) {
+    auto r = parse_runtime_description(json);
+    ASSERT_FALSE(r) << json;
+    EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
+  };
+  bad(R"J({"tick": {"begin": {"symbol": "t"}, "end": {"symbol": "t", "at": "ret"}}})J", "need \"goroutine\"");
+  bad(R"J({"provider": "p", "tick": {"begin": {"probe": "t"}, "park": {}}})J", "needs tick.goroutine");
+  bad(R"J({"tick": {"begin": {"symbol": "t"}, "end": {"symbol": "t", "at": "ret"}, "goroutine": "*(r14+152)",
+               "park": {"begin": {"symbol": "p"}, "finish": {}}}})J",
+      "unknown key \"finish\"");
+  bad(R"J({"gc": {"start": {"symbol": "a"}, "cycle_end": {"symbol": "b"}, "stop": {}},
+          "pauses": [{"kind": "x", "begin": {"symbol": "a"}, "end": {"symbol": "b"}}]})J",
+      "unknown key \"stop\"");
+  bad(R"J({"provider": "p", "pauses": [{"kind": "gc", "stops_world": true, "begin": {"probe": "a"},
+                                         "end": {"probe": "b"}}]})J",
+      "stops_world needs function probes");
+}
+
+TEST(RuntimeDescription, GoWithAGoroutineTick) {
+  auto d = with_goroutine_tick(go_runtime(), "main.(*Server).tick", "rdi");
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->tick_begin.describe(), "main.(*Server).tick@entry");
+  EXPECT_EQ(d->tick_end.describe(), "main.(*Server).tick@ret");
+  EXPECT_EQ(d->tick_begin.id.describe(), "rdi");
+  EXPECT_EQ(d->tick_goroutine.describe(), "*(r14+152)");
+  EXPECT_EQ(d->park_begin.symbol, "runtime.gopark");
+  EXPECT_TRUE(d->has_gc_cycles());
+  ASSERT_EQ(d->pauses.size(), 1u);
+  EXPECT_TRUE(d->pauses[0].stops_world);
+  EXPECT_FALSE(with_goroutine_tick(tickgame_runtime(), "main.tick"));
+  EXPECT_FALSE(with_goroutine_tick(go_runtime(), "main.tick", "*(eax)"));
+}
+
 TEST(RuntimeDescription, UnknownKeysAndMixedProbeKindsAreErrors) {
   auto expect_error = [](const std::string& json, const std::string& needle) {
     auto d = parse_runtime_description(json);
