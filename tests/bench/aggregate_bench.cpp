@@ -48,7 +48,7 @@ std::vector<profile_key> profile_keys(size_t distinct, uint64_t seed) {
     k.pid = 4242 + static_cast<uint32_t>(i % 64);
     k.user_stack = rng() | 1;
     k.kernel_stack = (i % 3 == 0) ? (rng() | 1) : 0;
-    std::strncpy(k.comm, names[i % 5], sizeof k.comm);
+    std::memcpy(k.comm, names[i % 5], std::min(sizeof k.comm - 1, std::strlen(names[i % 5])));
   }
   return keys;
 }
