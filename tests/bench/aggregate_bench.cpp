@@ -17,6 +17,7 @@
 #include <linux/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <random>
