@@ -17,6 +17,8 @@ PACKAGES=(
   libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libcapstone-dev stress-ng
   # debug files by build-id from a debuginfod server (client library; the server for tests)
   libdebuginfod-dev debuginfod
+  # benchmark peers (scripts/bench.sh): libbpf-tools offcputime, perf record --call-graph dwarf
+  libbpf-tools linux-perf
 )
 
 missing=()
