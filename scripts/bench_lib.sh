@@ -9,7 +9,8 @@
 #   wait_prog_running BEFORE NAME [TIMEOUT]
 #                               waits until a program named NAME that is not
 #                               in snapshot BEFORE has run at least once
-#                               (the tracer has attached); prints its ids
+#                               (the tracer has attached; NAME * = any
+#                               new program); prints its ids
 #   prog_cost BEFORE AFTER IDS  prints "runs avg_ns" of programs IDS between
 #                               two snapshots (summed)
 
@@ -33,7 +34,7 @@ wait_prog_running() {  # BEFORE NAME [TIMEOUT_S] -> ids, one line, comma-separat
 import json, sys
 old = {p["id"] for p in json.load(open(sys.argv[1]))}
 ids = [str(p["id"]) for p in json.load(open(sys.argv[2]))
-       if p["id"] not in old and p.get("name") == sys.argv[3] and p.get("run_cnt", 0) > 0]
+       if p["id"] not in old and sys.argv[3] in ("*", p.get("name")) and p.get("run_cnt", 0) > 0]
 print(",".join(ids))
 PY
 )
