@@ -19,8 +19,9 @@ BOTS=${1:-200}; ROUNDS=${2:-2}; PHASE=${3:-10}; WARM=3
 for b in tickgame tickbots tickprobe; do
   [ -x "$BIN/$b" ] || { echo "bench_profile: $BIN/$b not found" >&2; echo "hint: make -C build tickgame tickbots tickprobe" >&2; exit 1; }
 done
-HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2> /dev/null || echo 0; }
+# CPU time of a process's live threads in ns (schedstat: exact, where
+# /proc/PID/stat counts 10 ms ticks, too coarse for a tracer's few ms).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2> /dev/null | awk '{s+=$1} END {print s+0}'; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 W=$(mktemp -d)
 bpf_stats_on
@@ -45,9 +46,9 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
     sleep 2
   fi
   sleep 0.5
-  prog_snapshot "$W/s1.json"; c0=$(cpu_ticks "$game"); a0=$(cpu_ticks "$tp")
+  prog_snapshot "$W/s1.json"; c0=$(cpu_ns "$game"); a0=$(cpu_ns "$tp")
   sleep "$PHASE"
-  prog_snapshot "$W/s2.json"; c1=$(cpu_ticks "$game"); a1=$(cpu_ticks "$tp")
+  prog_snapshot "$W/s2.json"; c1=$(cpu_ns "$game"); a1=$(cpu_ns "$tp")
   [ -n "$ids" ] && cost=$(prog_cost "$W/s1.json" "$W/s2.json" "$ids")
   kill -INT "$tp" 2> /dev/null || true; wait "$tp" 2> /dev/null || true
   kill "$bots" "$game" 2> /dev/null || true; wait "$bots" "$game" 2> /dev/null || true
@@ -61,10 +62,10 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   python3 - "$c0" "$c1" "$a0" "$a1" "$runs" "$avg" "$complete" <<'PY'
 import sys
 c0, c1, a0, a1, runs, avg, comp = (float(x) for x in sys.argv[1:8])
-server_ns = (c1 - c0) / float(__import__("os").sysconf("SC_CLK_TCK")) * 1e9
+server_ns = c1 - c0
 prog_pct = 100 * runs * avg / server_ns if server_ns else 0
 tool_pct = 100 * (a1 - a0) / (c1 - c0) if c1 > c0 else 0
-print(f"{avg:.0f} {prog_pct:.3f} {tool_pct:.2f} {comp:.1f} {runs:.0f} {(c1-c0)/float(__import__('os').sysconf('SC_CLK_TCK')):.2f}")
+print(f"{avg:.0f} {prog_pct:.3f} {tool_pct:.2f} {comp:.1f} {runs:.0f} {(c1-c0)/1e9:.2f}")
 PY
 }
 
