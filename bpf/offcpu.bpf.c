@@ -1,11 +1,25 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Off-CPU time: at switch-out a target thread's stacks and state are noted;
- * at switch-in the blocked time is added to its (thread, stacks, state) slot
- * if it reaches min_block_ns. The stacks are taken at switch-out, in the
- * blocking thread's own context, where its user memory is readable.
+/* Off-CPU time: at switch-out a target thread's user stack and state are
+ * noted; at switch-in the blocked time is added to its (thread, stacks,
+ * state) slot if it reaches min_block_ns.
+ *
+ * Where the cost goes (bpf_stats on a pipe ping-pong, docs/benchmarks.md):
+ *  - the user stack must be taken at switch-out, in the blocking thread's
+ *    own context, where its user memory is readable (at switch-in `current`
+ *    is the previous task). A thread usually blocks where it blocked last
+ *    time: the per-thread unwind cache (TP_UNWIND_CACHE, unwind.bpf.h)
+ *    reuses the last walk when the registers and every word it read are
+ *    unchanged, so most switch-outs cost one bulk read instead of a walk;
+ *  - the kernel stack is taken at switch-in, from the switched-out task
+ *    (bpf_get_task_stack(next)), and only for blocks that reach
+ *    min_block_ns: its frames cannot change while the task is off-CPU, and
+ *    short blocks never pay the kernel unwinder;
+ *  - the start record is written in place (no hash update or delete per
+ *    switch): a consumed record has ts_ns == 0.
  *
  * tp_btf only: CO-RE already requires kernel BTF, so a raw_tp variant
  * could never be the one that runs. */
+#define TP_UNWIND_CACHE 1
 #include "common.bpf.h"
 #include "unwind.bpf.h"
 #include "count_slots.bpf.h"
@@ -64,6 +78,27 @@ static __always_inline void add_block(void *map, struct offcpu_key *key, __u64 d
 		v->max_ns = delta; /* racy max: fine for a statistic */
 }
 
+/* The kernel stack of a switched-out task, at its switch-in: the frames
+ * cannot change while it is off-CPU, and short blocks never pay for the
+ * kernel's unwinder. (A per-thread cache that compared the blocked task's
+ * kernel stack words with its last walk's was tried: on a pipe ping-pong
+ * stale words below the live frames differ nearly every time, 0.3% hits.) */
+static __always_inline __u64 blocked_task_kernel_stack(struct task_struct *task)
+{
+	struct tp_unwind_scratch *sc = tp_scratch();
+	long ret;
+	if (!sc)
+		return 0;
+	ret = bpf_get_task_stack(task, sc->kern.ips, sizeof(sc->kern.ips), 0);
+	if (ret <= 0) {
+		tp_count_error(TP_ERR_KERNEL_STACK_FAIL);
+		return 0;
+	}
+	sc->kern.len = ret / sizeof(__u64);
+	sc->kern.flags = 0;
+	return tp_store_stack(&sc->kern, 0x6b65726e656cULL /* "kernel" */);
+}
+
 static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct *prev,
 				     struct task_struct *next)
 {
@@ -75,32 +110,47 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 	if (prev_pid && tp_is_target(prev_tgid)) {
 		__u32 state = preempt ? OFFCPU_RUNNABLE : task_state(prev);
 		if (state_mask & (1u << state)) {
-			struct offcpu_start s = {};
-			s.ts_ns = now;
-			s.tgid = prev_tgid;
-			s.state = state;
-			bpf_get_current_comm(s.comm, sizeof(s.comm));
-			s.user_stack = tp_current_user_stack(prev_tgid);
-			if (collect_kernel)
-				s.kernel_stack = tp_kernel_stack(ctx);
-			if (bpf_map_update_elem(&start, &prev_pid, &s, BPF_ANY))
-				tp_count_error(TP_ERR_START_FULL);
+			struct offcpu_start *s = bpf_map_lookup_elem(&start, &prev_pid), init = {};
+			if (!s) {
+				if (bpf_map_update_elem(&start, &prev_pid, &init, BPF_NOEXIST) &&
+				    !bpf_map_lookup_elem(&start, &prev_pid)) {
+					tp_count_error(TP_ERR_START_FULL);
+					goto switch_in;
+				}
+				s = bpf_map_lookup_elem(&start, &prev_pid);
+				if (!s)
+					goto switch_in;
+			}
+			s->tgid = prev_tgid;
+			s->state = state;
+			s->flags = 0;
+			bpf_get_current_comm(s->comm, sizeof(s->comm));
+			s->user_stack = tp_current_user_stack_cached(prev_tgid, prev_pid);
+			s->kernel_stack = 0; /* at switch-in, if the block is long enough */
+			s->ts_ns = now;      /* last: a record with ts_ns set is complete */
 		}
 	}
 
+switch_in:
 	/* Switch-in: account the time next spent off-CPU. */
 	if (next_pid && tp_is_target(next_tgid)) {
 		struct offcpu_start *s = bpf_map_lookup_elem(&start, &next_pid);
 		struct offcpu_key key = {};
-		__u64 delta;
+		__u64 delta, ts;
 		if (!s)
 			return 0;
-		delta = now - s->ts_ns;
+		ts = s->ts_ns;
+		if (!ts || ts > now)
+			return 0;
+		s->ts_ns = 0; /* consumed */
+		delta = now - ts;
 		if (delta >= min_block_ns && delta <= max_block_ns) {
 			key.tgid = s->tgid;
 			key.pid = next_pid;
 			key.user_stack = s->user_stack;
 			key.kernel_stack = s->kernel_stack;
+			if (collect_kernel && !key.kernel_stack && !(s->flags & OFFCPU_START_SEEDED))
+				key.kernel_stack = blocked_task_kernel_stack(next);
 			key.state = s->state;
 			__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
 			__s32 slot = tp_slot_enter();
@@ -110,7 +160,6 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 				add_block(&counts_0, &key, delta);
 			tp_slot_exit(slot);
 		}
-		bpf_map_delete_elem(&start, &next_pid);
 	}
 	return 0;
 }

@@ -50,6 +50,22 @@ EXACT_FUNCS=(malloc calloc realloc free)  # tickprobe leaks' exact-mode probe se
 mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
 
 WORK=$(mktemp -d /tmp/bench_leaks.XXXXXX)
+# memleak.bt probes glibc; for another allocator (LIBC=.../libjemalloc.so.2)
+# the same script with its path: the same probes on that library.
+MEMLEAK_BT=scripts/memleak.bt
+if [ "$LIBC" != /lib/x86_64-linux-gnu/libc.so.6 ]; then
+  MEMLEAK_BT=$WORK/memleak.bt
+  # (jemalloc has no pvalloc: probes the library lacks are left out)
+  python3 - "$LIBC" scripts/memleak.bt > "$MEMLEAK_BT" <<'PY'
+import re, subprocess, sys
+lib, src = sys.argv[1], open(sys.argv[2]).read().replace("/lib/x86_64-linux-gnu/libc.so.6", sys.argv[1])
+have = set(l.split()[-1] for l in subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True).stdout.splitlines())
+for fn in ("pvalloc", "valloc", "memalign", "aligned_alloc", "posix_memalign"):
+    if fn not in have:
+        src = re.sub(r",\s*\n\s*u(ret)?probe:%s:%s\b" % (re.escape(lib), fn), "", src)
+print(src)
+PY
+fi
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
@@ -134,7 +150,7 @@ run_phase() {
     none) ;;
     bare) bpftrace "$WORK/bare.bt" "$fx" > "$log" 2>&1 & tool=$!; marker=attached ;;
     bpftrace-memleak)
-      BPFTRACE_MAP_KEYS_MAX=65536 bpftrace scripts/memleak.bt "$fx" > "$log" 2>&1 & tool=$!; marker=Tracing ;;
+      BPFTRACE_MAP_KEYS_MAX=65536 bpftrace "$MEMLEAK_BT" "$fx" > "$log" 2>&1 & tool=$!; marker=Tracing ;;
     exact) "$TICKPROBE" leaks --pid "$fx" --duration 600 --json -o "$WORK/exact.$round.json" > "$log" 2>&1 & tool=$! ;;
     sampled)
       "$TICKPROBE" leaks --pid "$fx" --duration 600 --json --sample-bytes 524288 -o "$WORK/sampled.$round.json" \

@@ -20,6 +20,8 @@ PACKAGES=(
   libdebuginfod-dev debuginfod
   # privilege and deploy tests: setpriv/unshare, systemd-analyze verify, manifest parsing
   util-linux systemd python3-yaml
+  # benchmark peers (scripts/bench.sh): libbpf-tools offcputime, perf record --call-graph dwarf
+  libbpf-tools linux-perf
 )
 
 missing=()

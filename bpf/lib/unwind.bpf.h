@@ -80,6 +80,95 @@ static __always_inline struct tp_unwind_scratch *tp_scratch(void)
 	return bpf_map_lookup_elem(&unwind_scratch, &zero);
 }
 
+#ifdef TP_UNWIND_CACHE
+/*
+ * Per-thread unwind cache (families that define TP_UNWIND_CACHE: offcpu).
+ * The walk is a pure function of the user registers (ip, sp, bp), the
+ * process's mappings and row tables (tp_proc_maps.generation changes with
+ * every rewrite) and the user-memory words it reads. So the walk records
+ * each word it reads (address, value); a later walk of the same thread from
+ * the same registers and generation re-reads those words (one bulk read of
+ * the span they lie in) and, if every one is unchanged, the result is the
+ * same stack: it is reused without walking. Walks that read anything else
+ * (Go's TLS and g/m words, pending uretprobes' return instances), that
+ * faulted, or whose words do not fit TP_UCACHE_WORDS / TP_UCACHE_SPAN are
+ * not cached. A thread that blocks in the same call from two callers with
+ * identical registers differs in a return address, so it misses: the
+ * stacks stay right (tests/bpf/offcpu).
+ */
+#define TP_UCACHE_WORDS 64   /* words recorded per walk (power of 2) */
+#define TP_UCACHE_SPAN 4096  /* bytes from the lowest to the highest word read (power of 2) */
+#ifndef TP_UCACHE_THREADS
+#define TP_UCACHE_THREADS 512
+#endif
+
+struct tp_ucache_entry {
+	__u64 ip, sp, bp;
+	__u64 stack;      /* the walk's stack hash */
+	__u64 lo;         /* lowest address read */
+	__u32 tgid;
+	__u32 generation; /* tp_proc_maps.generation at the walk */
+	__u32 span;       /* bytes from lo past the highest word read */
+	__u32 nwords;
+	__u16 off[TP_UCACHE_WORDS]; /* word addresses - lo */
+	__u64 val[TP_UCACHE_WORDS];
+};
+
+/* (tid, way) -> a walk of that thread; the way is picked by the registers,
+ * so a thread that blocks at a few places (a read here, a sleep there)
+ * keeps one walk for each. LRU: threads that stop blocking age out. */
+#define TP_UCACHE_WAYS 4
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TP_UCACHE_THREADS * TP_UCACHE_WAYS);
+	__type(key, __u64);
+	__type(value, struct tp_ucache_entry);
+} ucache SEC(".maps");
+
+/* What the current walk read, and the buffer of the re-read. */
+struct tp_ucache_scratch {
+	__u32 n;
+	__u32 bad; /* a read faulted, or too many words: do not cache */
+	__u64 addr[TP_UCACHE_WORDS];
+	__u64 val[TP_UCACHE_WORDS];
+	struct tp_ucache_entry entry;
+	__u8 buf[TP_UCACHE_SPAN + 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tp_ucache_scratch);
+} ucache_scratch SEC(".maps");
+
+static __always_inline struct tp_ucache_scratch *tp_ucache_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&ucache_scratch, &zero);
+}
+#endif
+
+/* Reads one user word for the walk (and records it for the cache). */
+static __always_inline long tp_read_word(__u64 *dst, __u64 addr)
+{
+	long err = bpf_probe_read_user(dst, sizeof(*dst), (void *)addr);
+#ifdef TP_UNWIND_CACHE
+	struct tp_ucache_scratch *c = tp_ucache_scratch();
+	if (c) {
+		__u32 n = c->n;
+		if (err || n >= TP_UCACHE_WORDS) {
+			c->bad = 1;
+		} else {
+			c->addr[n & (TP_UCACHE_WORDS - 1)] = addr;
+			c->val[n & (TP_UCACHE_WORDS - 1)] = *dst;
+			c->n = n + 1;
+		}
+	}
+#endif
+	return err;
+}
+
 /* The mapping that contains ip, or NULL. Mappings are sorted by start. */
 static __always_inline struct tp_mapping *tp_find_mapping(struct tp_proc_maps *pm, __u64 ip)
 {
@@ -246,7 +335,7 @@ static long tp_unwind_step(__u32 index, void *unused)
 		 * (systemstack_switch, or a function stopped before its prologue
 		 * by morestack); its return address is at sp. */
 		s->go_frameless = 0;
-		if (bpf_probe_read_user(&ra, sizeof(ra), (void *)s->sp)) {
+		if (tp_read_word(&ra, s->sp)) {
 			s->user.flags |= TP_STACK_READ_FAULT;
 			return 1;
 		}
@@ -293,7 +382,7 @@ static long tp_unwind_step(__u32 index, void *unused)
 			} else if (type == TP_CFA_DEREF_RSP || type == TP_CFA_DEREF_RBP) {
 				/* CFA = *(reg + inner) + outer: the pre-realignment rsp saved in the frame. */
 				__u64 base = (type == TP_CFA_DEREF_RSP ? s->sp : s->bp) + TP_CFA_DEREF_INNER(off);
-				if (bpf_probe_read_user(&cfa, sizeof(cfa), (void *)base)) {
+				if (tp_read_word(&cfa, base)) {
 					s->user.flags |= TP_STACK_READ_FAULT;
 					return 1;
 				}
@@ -301,13 +390,12 @@ static long tp_unwind_step(__u32 index, void *unused)
 			} else { /* TP_CFA_PLT */
 				cfa = s->sp + 8 + (((ip & 15) >= (__u64)off) ? 8 : 0);
 			}
-			if (bpf_probe_read_user(&ra, sizeof(ra), (void *)(cfa - 8))) {
+			if (tp_read_word(&ra, cfa - 8)) {
 				s->user.flags |= TP_STACK_READ_FAULT;
 				return 1;
 			}
 			if (row->rbp_rule == TP_RBP_OFFSET) {
-				if (bpf_probe_read_user(&next_bp, sizeof(next_bp),
-							(void *)(cfa + row->rbp_offset)))
+				if (tp_read_word(&next_bp, cfa + row->rbp_offset))
 					next_bp = 0;
 				s->bp = next_bp;
 			} else if (row->rbp_rule == TP_RBP_UNDEF) {
@@ -326,8 +414,8 @@ static long tp_unwind_step(__u32 index, void *unused)
 		return tp_go_hop(s, 0); /* the chain left g0's stack */
 	if (s->bp == 0 || s->bp < s->sp)
 		return 1;
-	if (bpf_probe_read_user(&next_bp, sizeof(next_bp), (void *)s->bp) ||
-	    bpf_probe_read_user(&ra, sizeof(ra), (void *)(s->bp + 8))) {
+	if (tp_read_word(&next_bp, s->bp) ||
+	    tp_read_word(&ra, s->bp + 8)) {
 		s->user.flags |= TP_STACK_READ_FAULT;
 		return 1;
 	}
@@ -423,6 +511,116 @@ static __always_inline __u64 tp_current_user_stack(__u32 tgid)
 	bp = BPF_CORE_READ(regs, bp);
 	return tp_user_stack(tgid, ip, sp, bp);
 }
+
+#ifdef TP_UNWIND_CACHE
+/* Whether entry e (same thread, registers and generation) still holds: the
+ * words its walk read are all unchanged. One bulk read of their span. */
+static __always_inline bool tp_ucache_valid(struct tp_ucache_scratch *c, struct tp_ucache_entry *e)
+{
+	__u32 span = e->span, n = e->nwords;
+	if (span == 0 || span > TP_UCACHE_SPAN || n == 0 || n > TP_UCACHE_WORDS)
+		return false;
+	if (bpf_probe_read_user(c->buf, span, (void *)e->lo))
+		return false;
+	for (int i = 0; i < TP_UCACHE_WORDS; i++) {
+		__u64 v;
+		if (i >= n)
+			break;
+		__builtin_memcpy(&v, &c->buf[e->off[i] & (TP_UCACHE_SPAN - 1)], sizeof(v));
+		if (v != e->val[i])
+			return false;
+	}
+	/* The stack itself must still be stored (user space prunes). */
+	return bpf_map_lookup_elem(&stacks, &e->stack) != NULL;
+}
+
+/* Records the walk just done (c->addr/val) as thread tid's entry. */
+static __always_inline __u64 tp_ucache_key(__u32 tid, __u64 ip, __u64 sp)
+{
+	return ((__u64)tid << 32) | (((ip >> 4) ^ (sp >> 4)) & (TP_UCACHE_WAYS - 1));
+}
+
+static __always_inline void tp_ucache_store(struct tp_ucache_scratch *c, __u32 tid, __u32 tgid, __u32 generation,
+					    __u64 ip, __u64 sp, __u64 bp, __u64 stack)
+{
+	struct tp_ucache_entry *e = &c->entry;
+	__u64 lo = ~0ULL, hi = 0;
+	__u32 n = c->n;
+	if (c->bad || n == 0 || n > TP_UCACHE_WORDS || !stack)
+		return;
+	for (int i = 0; i < TP_UCACHE_WORDS; i++) {
+		__u64 a;
+		if (i >= n)
+			break;
+		a = c->addr[i];
+		if (a < lo)
+			lo = a;
+		if (a > hi)
+			hi = a;
+	}
+	if (hi - lo + 8 > TP_UCACHE_SPAN) {
+		tp_count_error(TP_CTR_UNWIND_CACHE_UNCACHEABLE);
+		return;
+	}
+	for (int i = 0; i < TP_UCACHE_WORDS; i++) {
+		if (i >= n)
+			break;
+		e->off[i] = c->addr[i] - lo;
+		e->val[i] = c->val[i];
+	}
+	e->ip = ip;
+	e->sp = sp;
+	e->bp = bp;
+	e->stack = stack;
+	e->lo = lo;
+	e->tgid = tgid;
+	e->generation = generation;
+	e->span = hi - lo + 8;
+	e->nwords = n;
+	__u64 key = tp_ucache_key(tid, ip, sp);
+	bpf_map_update_elem(&ucache, &key, e, BPF_ANY);
+}
+
+/* tp_current_user_stack with the per-thread cache (see struct
+ * tp_ucache_entry): the same stack hash, without the walk when the thread
+ * is where its last walk found it. */
+static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid, __u32 tid)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct tp_ucache_scratch *c = tp_ucache_scratch();
+	struct tp_ucache_entry *e;
+	struct tp_proc_maps *pm;
+	__u32 generation;
+	__u64 ip, sp, bp, h;
+	if (!regs || !c)
+		return 0;
+	ip = BPF_CORE_READ(regs, ip);
+	sp = BPF_CORE_READ(regs, sp);
+	bp = BPF_CORE_READ(regs, bp);
+	pm = bpf_map_lookup_elem(&proc_maps, &tgid);
+	/* Go walks read TLS and runtime words, uretprobe walks kernel lists:
+	 * neither is recorded, so neither is cached. */
+	if (!pm || pm->go.enabled ||
+	    (bpf_core_type_exists(struct return_instance) && BPF_CORE_READ(task, utask, return_instances)))
+		return tp_user_stack(tgid, ip, sp, bp);
+	generation = pm->generation;
+	__u64 key = tp_ucache_key(tid, ip, sp);
+	e = bpf_map_lookup_elem(&ucache, &key);
+	if (e && e->ip == ip && e->sp == sp && e->bp == bp && e->tgid == tgid && e->generation == generation) {
+		if (tp_ucache_valid(c, e)) {
+			tp_count_error(TP_CTR_UNWIND_CACHE_HITS);
+			return e->stack;
+		}
+	}
+	c->n = 0;
+	c->bad = 0;
+	h = tp_user_stack(tgid, ip, sp, bp);
+	tp_ucache_store(c, tid, tgid, generation, ip, sp, bp, h);
+	c->bad = 1; /* walks outside this function are not recorded */
+	return h;
+}
+#endif
 
 /* The current kernel stack via the kernel's own unwinder (ORC). */
 static __always_inline __u64 tp_kernel_stack(void *ctx)

@@ -140,7 +140,7 @@ bool thread_still_blocked(uint32_t pid, uint32_t tid, uint64_t switches) {
 
 }  // namespace
 
-Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
+Result<std::vector<offcpu_thread_dump>> OffCpuProbe::dump_threads(uint32_t pid) {
   skel_->bss->iter_tgid = pid;
   bpf_link* link = bpf_program__attach_iter(skel_->progs.dump_threads, nullptr);
   if (!link) return Error::from_errno("failed to attach the offcpu task iterator", errno);
@@ -174,6 +174,13 @@ Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
   ::close(fd);
   bpf_link__destroy(link);
   skel_->bss->iter_tgid = 0;
+  return threads;
+}
+
+Result<size_t> OffCpuProbe::seed_blocked_threads(uint32_t pid) {
+  auto dumped = dump_threads(pid);
+  if (!dumped) return dumped.error();
+  std::vector<offcpu_thread_dump> threads = dumped.take();
 
   uint32_t mask = skel_->rodata->state_mask;
   int stacks_fd = session_.maps().stacks_fd();
@@ -234,6 +241,12 @@ void OffCpuProbe::account_still_blocked() {
   uint64_t max_ns = opts_.max_block_us ? opts_.max_block_us * 1000 : ~0ULL;
   StackAggregate agg(2);
   std::map<std::pair<uint32_t, const char*>, uint64_t> ns_by_state;
+  // The BPF side takes kernel stacks at switch-in, which these threads have
+  // not had: take theirs now from the task iterator (they are still blocked
+  // where they switched out; one that woke meanwhile gets none).
+  std::map<uint32_t, uint64_t> kernel_stack_of;
+  std::map<uint32_t, bool> dumped_tgid;
+  int stacks_fd = session_.maps().stacks_fd();
   __u32 key = 0, next = 0;
   bool first = true;
   size_t guard = 0;
@@ -245,6 +258,21 @@ void OffCpuProbe::account_still_blocked() {
     if (bpf_map_lookup_elem(fd, &key, &s) != 0 || s.ts_ns == 0 || s.ts_ns > now) continue;
     uint64_t delta = now - s.ts_ns;
     if (delta < min_ns || delta > max_ns) continue;
+    if (opts_.kernel_stacks && !s.kernel_stack) {
+      if (!dumped_tgid[s.tgid]) {
+        dumped_tgid[s.tgid] = true;
+        auto threads = dump_threads(s.tgid);
+        if (threads) {
+          for (const offcpu_thread_dump& t : *threads) {
+            if (!t.kstack_len || t.state == OFFCPU_RUNNABLE) continue;
+            std::vector<uint64_t> k(t.kstack, t.kstack + std::min<uint32_t>(t.kstack_len, OFFCPU_ITER_KSTACK));
+            kernel_stack_of[t.tid] = store_stack(stacks_fd, k, 0, 0x6b65726e656cULL ^ 0x656e64ULL /* "end" */);
+          }
+        }
+      }
+      auto it = kernel_stack_of.find(key);
+      if (it != kernel_stack_of.end()) s.kernel_stack = it->second;
+    }
     agg.add(StackAggKey::from_bpf(s.tgid, key, s.user_stack, s.kernel_stack, s.comm, sizeof(s.comm),
                                   offcpu_state_name(s.state)),
             {static_cast<int64_t>(delta), 1});

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/family.h"
 #include "core/result.h"
@@ -14,6 +15,7 @@
 #include "model/stack_aggregate.h"
 
 struct offcpu_bpf;
+struct offcpu_thread_dump;
 
 namespace tickprobe {
 
@@ -67,6 +69,8 @@ class OffCpuProbe : public Family {
   void account_still_blocked();
 
  private:
+  // Every thread of `pid` from the dump_threads task iterator.
+  Result<std::vector<offcpu_thread_dump>> dump_threads(uint32_t pid);
   OffCpuProbe(Session& s, const OffCpuOptions& o);
   Session& session_;
   OffCpuOptions opts_;

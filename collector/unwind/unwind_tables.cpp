@@ -207,7 +207,8 @@ Result<bool> UnwindTables::update_process(uint32_t pid) {
       if (b.is_go && !pm->go.enabled) fill_go_info(b.go, out.bias, &pm->go);
     }
   }
-  pm->generation = sit == process_signature_.end() ? 1 : 2;
+  pm->generation = next_generation_++;
+  if (next_generation_ == 0) next_generation_ = 1;
   if (bpf_map_update_elem(maps_.proc_maps_fd(), &pid, pm.get(), BPF_ANY) != 0)
     return Error::from_errno("failed to store mappings of process " + std::to_string(pid), errno,
                              "too many traced processes? raise --max-targets");

@@ -95,6 +95,9 @@ class UnwindTables {
   mutable std::mutex mu_;
   std::map<std::pair<uint64_t, uint64_t>, Binary> binaries_;  // (dev, inode) -> table
   std::map<uint32_t, std::string> process_signature_;         // pid -> maps fingerprint
+  // tp_proc_maps.generation: never 0, never reused while running, so a BPF
+  // cache keyed on it (offcpu's per-thread stack cache) sees every rewrite.
+  uint32_t next_generation_ = 1;
   uint32_t next_row_ = 0;
   UnwindTablesStats stats_;
 };
