@@ -97,6 +97,25 @@ AllocProbe::~AllocProbe() {
   if (skel_) alloc_bpf__destroy(skel_);
 }
 
+namespace {
+// One uprobe: a uprobe_multi link when the program was loaded for them
+// (use_uprobe_multi), else a perf-event uprobe. 0 or an errno.
+int attach_site(bpf_program* prog, uint32_t pid, const std::string& path, uint64_t off, uint64_t cookie, bool ret,
+                std::vector<BpfLink>& out) {
+  if (loaded_for_uprobe_multi(prog)) {
+    BpfLink l;
+    int err = attach_uprobe_multi(prog, pid, path, off, cookie, ret, &l);
+    if (!err) out.push_back(std::move(l));
+    return err;
+  }
+  LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = ret);
+  bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), path.c_str(), off, &uo);
+  if (!l) return errno;
+  out.emplace_back(l);
+  return 0;
+}
+}  // namespace
+
 // Go's heap: the runtime's own sampled memory profile (bpf/alloc.bpf.c).
 // Go allocates outside malloc, so the allocator probes would see nothing.
 Result<AllocAttachReport> AllocProbe::attach_go(uint32_t pid, const std::string& exe) {
@@ -110,12 +129,9 @@ Result<AllocAttachReport> AllocProbe::attach_go(uint32_t pid, const std::string&
       return Error("cannot find " + std::string(symbol) + " in Go program " + rep.allocator_object + ": " +
                        sites.error().message,
                    "tickprobe reads Go's heap through its sampled memory profile (Go 1.17+)");
-    LIBBPF_OPTS(bpf_uprobe_opts, uo);
-    bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), sites->entry_offset, &uo);
-    if (!l)
+    if (int err = attach_site(prog, pid, exe, sites->entry_offset, 0, false, links))
       return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
-                               errno);
-    links.emplace_back(l);
+                               err, uprobe_attach_hint(err));
     rep.attached.push_back(std::string(symbol) + " in " + rep.allocator_object);
     rep.attachments.push_back({symbol, rep.allocator_object, "Go runtime (sampled heap profile)", false});
   }
@@ -259,23 +275,8 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
       TP_LOG_DEBUG("%s: probe at +%llu, past its NULL check", fname.c_str(),
                    static_cast<unsigned long long>(at - *file_off));
     auto attach = [&](bpf_program* prog, uint64_t off, bool ret) -> Status {
-      int err = 0;
-      if (loaded_for_uprobe_multi(prog)) {
-        BpfLink l;
-        err = attach_uprobe_multi(prog, pid, path, off, cookie, ret, &l);
-        if (!err) {
-          links.push_back(std::move(l));
-          return {};
-        }
-      } else {
-        LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = ret);
-        bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), path.c_str(), off, &uo);
-        if (l) {
-          links.emplace_back(l);
-          return {};
-        }
-        err = errno;
-      }
+      int err = attach_site(prog, pid, path, off, cookie, ret, links);
+      if (!err) return {};
       return Error::from_errno(std::string("cannot attach a ") + (ret ? "uretprobe" : "uprobe") + " to " + fname +
                                    " in " + bin,
                                err, uprobe_attach_hint(err));

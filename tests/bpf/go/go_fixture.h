@@ -72,8 +72,8 @@ inline int count_fds(pid_t pid, const std::string& prefix) {
 }
 
 // `tickprobe <args>` in the background (-d 0: until terminate()), attached
-// once its perf_event fds (uprobe links, samplers) reach `min_fds` and stop
-// growing for a second.
+// once its attachments (perf_event fds: perf-event uprobes, samplers; bpf_link
+// fds: uprobe_multi links) reach `min_fds` and stop growing for a second.
 struct Tickprobe {
   std::unique_ptr<Subprocess> proc;
   // When the last perf_event fd appeared (its probes are all in place).
@@ -89,7 +89,7 @@ struct Tickprobe {
     int last = -1;
     auto stable_since = Clock::now();
     while (Clock::now() < deadline && proc->running()) {
-      int n = count_fds(proc->pid(), "anon_inode:[perf_event]");
+      int n = count_fds(proc->pid(), "anon_inode:[perf_event]") + count_fds(proc->pid(), "anon_inode:bpf_link");
       if (n != last) {
         last = n;
         stable_since = Clock::now();
