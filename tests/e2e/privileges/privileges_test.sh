@@ -4,7 +4,8 @@
 # other capability dropped from the bounding, inheritable and ambient sets)
 # against tickgame running as another user (uid 65534), with bots that
 # connect and leave all the time, and must give its real answer:
-#   profile/offcpu  named tickgame frames and named kernel frames (syscall entry, schedule)
+#   profile/offcpu  named tickgame frames and named kernel frames (syscall entry; off-CPU
+#                   stacks of a blocked task come without the scheduler's own frames)
 #   coro/pauses     coroutines created / ticks seen from the USDT probes
 #   leaks/allocs    allocator calls counted; growth: page faults or brk/mmap
 #   sockets/tls     connections / completed handshakes
@@ -64,7 +65,7 @@ answer_ok() {
   case $cmd in
     profile) grep -q "tickgame::" "$WORK/out" && grep -q "entry_SYSCALL_64\|do_syscall_64" "$WORK/out" &&
                ! grep -q "in \[kernel\]+0x" "$WORK/out" ;;
-    offcpu) grep -q "tickgame::" "$WORK/out" && grep -q ";schedule;\|;__schedule" "$WORK/out" &&
+    offcpu) grep -q "tickgame::" "$WORK/out" && grep -q ";do_syscall_64;" "$WORK/out" &&
               ! grep -q "in \[kernel\]+0x" "$WORK/out" ;;
     coro) [ "$(json x "d['created']")" -gt 0 ] 2>/dev/null ;;
     pauses) [ "$(json x "d['frames']")" -gt 0 ] 2>/dev/null ;;
