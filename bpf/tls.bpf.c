@@ -98,9 +98,13 @@ struct counts_map {
 struct counts_map counts_0 SEC(".maps");
 struct counts_map counts_1 SEC(".maps");
 
+/* Go handshakes in flight, by goroutine. LRU: a goroutine that panicked
+ * out of a handshake never reaches a RET and ages out. 4096 handshakes in
+ * flight at once (an LRU map is preallocated: ~160 B each); a RET that
+ * finds no record (evicted, or in flight at attach) is counted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 4096);
 	__type(key, struct tls_conn_key);
 	__type(value, struct tls_go_handshake);
 } go_handshakes SEC(".maps");
@@ -462,8 +466,10 @@ int tls_go_exit(struct pt_regs *ctx)
 
 	key.ssl = go_goid(ctx);
 	h = bpf_map_lookup_elem(&go_handshakes, &key);
-	if (!h)
+	if (!h) {
+		tp_count_error(TP_ERR_UNMATCHED_END);
 		return 0;
+	}
 	resolve_peer(&h->c);
 	tp_count_add(TP_CTR_TLS_HANDSHAKES, 1);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -286,8 +286,10 @@ TEST(GoProfile, SystemStackWorkIsRootedAtTheGoroutine) {
   // Top functions (flat share >= 5% in either profile) agree within 5
   // points, or 3 standard errors of the difference of two sampled shares
   // when a loaded machine leaves the fixture few runtime/pprof samples
-  // (100 Hz of the CPU it gets).
-  EXPECT_GT(pprof_samples, 300);
+  // (100 Hz of the CPU it gets: 275 in 8 s on a loaded 2-core machine).
+  // The floor only keeps the comparison meaningful; 3 standard errors set
+  // the tolerance from the counts actually seen.
+  EXPECT_GT(pprof_samples, 150);
   std::set<std::string> top;
   for (const auto& [name, share] : flat)
     if (share >= 0.05) top.insert(name);
