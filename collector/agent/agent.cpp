@@ -142,6 +142,7 @@ Agent::~Agent() {
   // once, each from its own thread (docs/agent.md "Shutdown").
   std::vector<std::thread> threads;
   for (auto& f : families_) threads.emplace_back([fam = f.get()] { fam->release_links(); });
+  if (watcher_) threads.emplace_back([w = watcher_.get()] { w->release_links(); });
   for (auto& t : threads) t.join();
 }
 

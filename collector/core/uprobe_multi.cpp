@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace tickprobe {
 namespace {
@@ -117,21 +118,37 @@ int attach_uprobe_multi(const bpf_program* prog, uint32_t pid, const std::string
   return 0;
 }
 
-void destroy_links_concurrently(std::vector<BpfLink>& links) {
+void detach_skeleton_concurrently(bpf_object_skeleton* s) {
+  if (!s) return;
+  std::vector<BpfLink> links;
+  for (int i = 0; i < s->prog_cnt; i++) {
+    bpf_link** l = s->progs[i].link;
+    if (l && *l) links.emplace_back(std::exchange(*l, nullptr));
+  }
+  destroy_links_concurrently(links);
+}
+
+void destroy_links_concurrently(std::vector<BpfLink>& links, std::vector<UniqueFd>* fds) {
   constexpr size_t kThreads = 16;
-  if (links.size() < 2) {
+  size_t count = std::max(links.size(), fds ? fds->size() : 0);
+  if (count < 2) {
     links.clear();
+    if (fds) fds->clear();
     return;
   }
-  size_t n = std::min(kThreads, links.size());
+  size_t n = std::min(kThreads, count);
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (size_t t = 0; t < n; ++t)
-    threads.emplace_back([&links, t, n] {
-      for (size_t i = t; i < links.size(); i += n) links[i].reset();
+    threads.emplace_back([&links, fds, t, n, count] {
+      for (size_t i = t; i < count; i += n) {
+        if (i < links.size()) links[i].reset();
+        if (fds && i < fds->size()) (*fds)[i].reset();
+      }
     });
   for (auto& th : threads) th.join();
   links.clear();
+  if (fds) fds->clear();
 }
 
 }  // namespace tickprobe

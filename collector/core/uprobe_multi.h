@@ -49,8 +49,15 @@ int attach_uprobe_multi(const bpf_program* prog, uint32_t pid, const std::string
                         const std::vector<uint64_t>& offsets, const std::vector<uint64_t>& cookies,
                         const std::vector<uint64_t>& ref_ctr_offsets, bool retprobe, BpfLink* out);
 
+// Detaches the links a skeleton attached (bpf_object__attach_skeleton)
+// from several threads; the skeleton's destroy then finds none.
+void detach_skeleton_concurrently(bpf_object_skeleton* s);
+
 // Destroys links from several threads, so that the kernel's detach waits
 // overlap (uprobe_multi); returns when all are gone.
-void destroy_links_concurrently(std::vector<BpfLink>& links);
+// With `fds`, each link's perf event (fds[i] after links[i]) is closed by
+// the same thread: a sampling perf event with a BPF program costs ~75 ms to
+// close here (measured in the agent's shutdown), and those closes overlap too.
+void destroy_links_concurrently(std::vector<BpfLink>& links, std::vector<UniqueFd>* fds = nullptr);
 
 }  // namespace tickprobe

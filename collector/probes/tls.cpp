@@ -193,19 +193,19 @@ Result<std::unique_ptr<TlsProbe>> TlsProbe::create(Session& session, const TlsOp
   return p;
 }
 
-TlsProbe::~TlsProbe() {
-  release_links();
-  perf_fds_.clear();
-}
+TlsProbe::~TlsProbe() { release_links(); }
 
 void TlsProbe::release_links() {
+  // the sampler's links first, each with its perf event (perf_fds_[i]
+  // belongs to the link after the two tracepoint links)
   std::vector<BpfLink> all;
+  for (size_t i = 2; i < global_links_.size(); i++) all.push_back(std::move(global_links_[i]));
+  for (size_t i = 0; i < global_links_.size() && i < 2; i++) all.push_back(std::move(global_links_[i]));
   for (auto& [pid, links] : links_)
     for (auto& l : links) all.push_back(std::move(l));
-  for (auto& l : global_links_) all.push_back(std::move(l));
   links_.clear();
   global_links_.clear();
-  destroy_links_concurrently(all);
+  destroy_links_concurrently(all, &perf_fds_);
 }
 
 // Go's crypto/tls: uprobes at the entry and at every RET of
