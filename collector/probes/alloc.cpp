@@ -115,12 +115,21 @@ Result<AllocAttachReport> AllocProbe::attach_go(uint32_t pid, const std::string&
       return Error("cannot find " + std::string(symbol) + " in Go program " + rep.allocator_object + ": " +
                        sites.error().message,
                    "tickprobe reads Go's heap through its sampled memory profile (Go 1.17+)");
-    LIBBPF_OPTS(bpf_uprobe_opts, uo);
-    bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), sites->entry_offset, &uo);
-    if (!l)
-      return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
-                               errno);
-    links.emplace_back(l);
+    if (loaded_for_uprobe_multi(prog)) {
+      BpfLink l;
+      if (int err = attach_uprobe_multi(prog, pid, exe, sites->entry_offset, 0, false, &l))
+        return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
+                                 err, uprobe_attach_hint(err));
+      links.push_back(std::move(l));
+    } else {
+      LIBBPF_OPTS(bpf_uprobe_opts, uo);
+      bpf_link* l =
+          bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), exe.c_str(), sites->entry_offset, &uo);
+      if (!l)
+        return Error::from_errno("cannot attach a uprobe to " + std::string(symbol) + " in " + rep.allocator_object,
+                                 errno);
+      links.emplace_back(l);
+    }
     rep.attached.push_back(std::string(symbol) + " in " + rep.allocator_object);
     rep.attachments.push_back({symbol, rep.allocator_object, "Go runtime (sampled heap profile)", false});
   }
