@@ -3,13 +3,13 @@
 # An agent tracing tickgame (USDT runtime probes, allocator uprobes with
 # --leaks, perf events, tracepoints) with a profile capture in flight gets
 # SIGTERM:
-#  1. it exits 0; the time is measured and printed. It is not asserted to be
-#     under 1 s: closing a perf-event uprobe costs ~0.09 s in the kernel and
-#     the kernel serializes those closes (event_mutex), even from several
-#     threads (scripts/bench_uprobe_detach.sh, docs/agent.md "Shutdown"), so
-#     it grows with the number of uprobes until they are uprobe_multi links.
-#     The bound asserted is generous: it catches a hang or a capture that runs
-#     on, not scheduling noise;
+#  1. it exits 0; the time is measured and printed (0.25-0.53 s here with
+#     uprobe_multi links, 1.3-1.5 s / 2.8-3.2 s for --leaks with the
+#     perf-event fallback: docs/agent.md "Shutdown"). It is not asserted
+#     to be under 1 s: what remains is tracepoint perf links, whose closes
+#     the kernel still serializes, and grace periods that stretch under
+#     load. The bound asserted is generous: it catches a hang or a capture
+#     that runs on, not scheduling noise;
 #  2. with uprobe_multi in the kernel, no uprobe or USDT site is a
 #     perf-event link;
 #  3. every BPF link it held (link ids read from /proc/PID/fdinfo while it
