@@ -137,7 +137,14 @@ Result<std::unique_ptr<Agent>> Agent::create(const AgentOptions& opts) {
   return a;
 }
 
-Agent::~Agent() = default;
+Agent::~Agent() {
+  // Shutdown time is the kernel's detach time: every family detaches at
+  // once, each from its own thread (docs/agent.md "Shutdown").
+  std::vector<std::thread> threads;
+  for (auto& f : families_) threads.emplace_back([fam = f.get()] { fam->release_links(); });
+  if (watcher_) threads.emplace_back([w = watcher_.get()] { w->release_links(); });
+  for (auto& t : threads) t.join();
+}
 
 std::vector<std::string> Agent::family_names() const {
   std::vector<std::string> out;

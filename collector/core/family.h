@@ -43,6 +43,11 @@ class Family {
   }
   // The process exited or changed image: drop its links and state.
   virtual void detach(uint32_t pid) { (void)pid; }
+  // Detaches every probe now (shutdown), before the destructor. The agent
+  // calls it for all families at once from separate threads, so that the
+  // kernel's detach waits (a grace period per uprobe_multi link) overlap:
+  // it touches only the family's own links.
+  virtual void release_links() {}
   // Folds what the kernel aggregated since the last call into the family's
   // cumulative state. Calls are serialized by the caller.
   virtual void drain() {}

@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace tickprobe {
 namespace {
@@ -25,17 +27,18 @@ struct LinkCreateUprobeMulti {
 };
 static_assert(sizeof(LinkCreateUprobeMulti) <= sizeof(bpf_attr), "fits in union bpf_attr");
 
-int link_create(int prog_fd, const char* path, const uint64_t* offset, const uint64_t* cookie, uint32_t flags,
-                uint32_t pid) {
+int link_create(int prog_fd, const char* path, const uint64_t* offsets, const uint64_t* cookies,
+                const uint64_t* ref_ctr_offsets, uint32_t cnt, uint32_t flags, uint32_t pid) {
   bpf_attr attr;
   std::memset(&attr, 0, sizeof(attr));
   auto* c = reinterpret_cast<LinkCreateUprobeMulti*>(&attr);
   c->prog_fd = static_cast<uint32_t>(prog_fd);
   c->attach_type = kTraceUprobeMulti;
   c->path = reinterpret_cast<uint64_t>(path);
-  c->offsets = reinterpret_cast<uint64_t>(offset);
-  c->cookies = reinterpret_cast<uint64_t>(cookie);
-  c->cnt = 1;
+  c->offsets = reinterpret_cast<uint64_t>(offsets);
+  c->ref_ctr_offsets = reinterpret_cast<uint64_t>(ref_ctr_offsets);
+  c->cookies = reinterpret_cast<uint64_t>(cookies);
+  c->cnt = cnt;
   c->uflags = flags;
   c->pid = pid;
   return static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr)));
@@ -60,7 +63,7 @@ bool probe() {
     // load base is the file offset
     uint64_t off = reinterpret_cast<uint64_t>(fn) - reinterpret_cast<uint64_t>(info.dli_fbase), cookie = 0;
     uint32_t self = static_cast<uint32_t>(getpid());
-    int l = link_create(prog, info.dli_fname, &off, &cookie, 0, self);
+    int l = link_create(prog, info.dli_fname, &off, &cookie, nullptr, 1, 0, self);
     ok = l >= 0;
     if (l >= 0) close(l);
   }
@@ -71,16 +74,21 @@ bool probe() {
 }  // namespace
 
 bool uprobe_multi_supported() {
-  static const bool supported = probe();
+  // TICKPROBE_NO_UPROBE_MULTI=1: the perf-event fallback on any kernel (to
+  // compare the two, e.g. shutdown times; docs/agent.md "Shutdown").
+  static const bool supported = !(std::getenv("TICKPROBE_NO_UPROBE_MULTI") &&
+                                  std::strcmp(std::getenv("TICKPROBE_NO_UPROBE_MULTI"), "1") == 0) &&
+                                probe();
   return supported;
 }
 
-bool use_uprobe_multi(bpf_object* obj) {
+bool use_uprobe_multi(bpf_object* obj, bool usdt) {
   if (!uprobe_multi_supported()) return false;
   bpf_program* prog;
   bpf_object__for_each_program(prog, obj) {
     const char* sec = bpf_program__section_name(prog);
-    if (std::strncmp(sec, "uprobe", 6) == 0 || std::strncmp(sec, "uretprobe", 9) == 0)
+    if (std::strncmp(sec, "uprobe", 6) == 0 || std::strncmp(sec, "uretprobe", 9) == 0 ||
+        (usdt && std::strncmp(sec, "usdt", 4) == 0))
       bpf_program__set_expected_attach_type(prog, static_cast<bpf_attach_type>(kTraceUprobeMulti));
   }
   return true;
@@ -92,27 +100,55 @@ bool loaded_for_uprobe_multi(const bpf_program* prog) {
 
 int attach_uprobe_multi(const bpf_program* prog, uint32_t pid, const std::string& path, uint64_t offset,
                         uint64_t cookie, bool retprobe, BpfLink* out) {
-  int fd = link_create(bpf_program__fd(prog), path.c_str(), &offset, &cookie, retprobe ? kUprobeMultiReturn : 0, pid);
+  return attach_uprobe_multi(prog, pid, path, std::vector<uint64_t>{offset}, std::vector<uint64_t>{cookie}, {},
+                             retprobe, out);
+}
+
+int attach_uprobe_multi(const bpf_program* prog, uint32_t pid, const std::string& path,
+                        const std::vector<uint64_t>& offsets, const std::vector<uint64_t>& cookies,
+                        const std::vector<uint64_t>& ref_ctr_offsets, bool retprobe, BpfLink* out) {
+  if (offsets.empty() || (!cookies.empty() && cookies.size() != offsets.size()) ||
+      (!ref_ctr_offsets.empty() && ref_ctr_offsets.size() != offsets.size()))
+    return EINVAL;
+  int fd = link_create(bpf_program__fd(prog), path.c_str(), offsets.data(), cookies.empty() ? nullptr : cookies.data(),
+                       ref_ctr_offsets.empty() ? nullptr : ref_ctr_offsets.data(), static_cast<uint32_t>(offsets.size()),
+                       retprobe ? kUprobeMultiReturn : 0, pid);
   if (fd < 0) return errno;
   *out = BpfLink::from_fd(fd);
   return 0;
 }
 
-void destroy_links_concurrently(std::vector<BpfLink>& links) {
+void detach_skeleton_concurrently(bpf_object_skeleton* s) {
+  if (!s) return;
+  std::vector<BpfLink> links;
+  for (int i = 0; i < s->prog_cnt; i++) {
+    bpf_link** l = s->progs[i].link;
+    if (l && *l) links.emplace_back(std::exchange(*l, nullptr));
+  }
+  destroy_links_concurrently(links);
+}
+
+void destroy_links_concurrently(std::vector<BpfLink>& links, std::vector<UniqueFd>* fds) {
   constexpr size_t kThreads = 16;
-  if (links.size() < 2) {
+  size_t count = std::max(links.size(), fds ? fds->size() : 0);
+  if (count < 2) {
     links.clear();
+    if (fds) fds->clear();
     return;
   }
-  size_t n = std::min(kThreads, links.size());
+  size_t n = std::min(kThreads, count);
   std::vector<std::thread> threads;
   threads.reserve(n);
   for (size_t t = 0; t < n; ++t)
-    threads.emplace_back([&links, t, n] {
-      for (size_t i = t; i < links.size(); i += n) links[i].reset();
+    threads.emplace_back([&links, fds, t, n, count] {
+      for (size_t i = t; i < count; i += n) {
+        if (i < links.size()) links[i].reset();
+        if (fds && i < fds->size()) (*fds)[i].reset();
+      }
     });
   for (auto& th : threads) th.join();
   links.clear();
+  if (fds) fds->clear();
 }
 
 }  // namespace tickprobe

@@ -88,13 +88,18 @@ Result<std::unique_ptr<AllocProbe>> AllocProbe::create(Session& session, const A
 }
 
 AllocProbe::~AllocProbe() {
+  release_links();
+  if (skel_) alloc_bpf__destroy(skel_);
+}
+
+void AllocProbe::release_links() {
   std::vector<BpfLink> all;
   for (auto& [pid, links] : links_)
     for (auto& l : links) all.push_back(std::move(l));
+  for (auto& l : global_links_) all.push_back(std::move(l));
   links_.clear();
-  destroy_links_concurrently(all);
   global_links_.clear();
-  if (skel_) alloc_bpf__destroy(skel_);
+  destroy_links_concurrently(all);
 }
 
 namespace {

@@ -88,6 +88,7 @@ class AllocProbe : public Family {
   const char* name() const override { return "alloc"; }
   Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override { detach_process(pid); }
+  void release_links() override;
 
   // Per-stack totals since attach (read, not reset).
   std::map<AllocStackKey, AllocStackTotals> stack_totals() const;

@@ -2,6 +2,7 @@
 
 #include <linux/types.h>
 
+#include "core/uprobe_multi.h"
 #include "bpf/include/growth.h"
 #include "core/count_slots.h"
 #include "core/map_read.h"
@@ -129,6 +130,11 @@ FamilySpec growth_family_spec() {
             if (!p) return p.error();
             return std::unique_ptr<Family>(p.take());
           }};
+}
+
+// Shutdown: the skeleton's tracepoint links from several threads.
+void GrowthProbe::release_links() {
+  if (skel_) detach_skeleton_concurrently(skel_->skeleton);
 }
 
 }  // namespace tickprobe

@@ -59,6 +59,8 @@ class GrowthProbe : public Family {
   GrowthProbe& operator=(const GrowthProbe&) = delete;
 
   const char* name() const override { return "growth"; }
+
+  void release_links() override;
   // Moves what the kernel counted since the last drain to every subscriber
   // (values: GrowthValue) and into the per-process totals.
   void drain() override;

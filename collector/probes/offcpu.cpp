@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/uprobe_multi.h"
 #include "core/count_slots.h"
 #include "core/map_read.h"
 #include "core/log.h"
@@ -358,6 +359,11 @@ FamilySpec offcpu_family_spec() {
             if (!p) return p.error();
             return std::unique_ptr<Family>(p.take());
           }};
+}
+
+// Shutdown: the skeleton's tracepoint links from several threads.
+void OffCpuProbe::release_links() {
+  if (skel_) detach_skeleton_concurrently(skel_->skeleton);
 }
 
 }  // namespace tickprobe

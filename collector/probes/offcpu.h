@@ -43,6 +43,8 @@ class OffCpuProbe : public Family {
   OffCpuProbe& operator=(const OffCpuProbe&) = delete;
 
   const char* name() const override { return "offcpu"; }
+
+  void release_links() override;
   // Moves what was recorded since the last drain to every subscriber
   // (values: off-CPU nanoseconds, number of blocks; label: state) and into
   // the per-process totals.

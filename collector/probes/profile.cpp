@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "core/uprobe_multi.h"
 #include "core/count_slots.h"
 #include "core/perf_events.h"
 #include "core/map_read.h"
@@ -51,10 +52,9 @@ Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& sessio
   return p;
 }
 
-CpuProfileProbe::~CpuProfileProbe() {
-  links_.clear();
-  perf_fds_.clear();
-}
+CpuProfileProbe::~CpuProfileProbe() { release_links(); }
+
+void CpuProfileProbe::release_links() { destroy_links_concurrently(links_, &perf_fds_); }
 
 void CpuProfileProbe::drain() {
   // New samples go to the other map while we read this one (count_slots.h).

@@ -43,6 +43,7 @@ class CpuProfileProbe : public Family {
   void unsubscribe(StackAggregate* agg) { subs_.unsubscribe(agg); }
   Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
+  void release_links() override;
   void metrics(MetricsSnapshot& out) const override;
   // "cycles" or "cpu-clock".
   const std::string& event_name() const { return event_name_; }

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "core/map_read.h"
+#include "core/uprobe_multi.h"
+#include "core/usdt_multi.h"
 #include "core/log.h"
 #include "targets/socket_peers.h"
 #include "targets/target_spec.h"
@@ -20,6 +22,7 @@ namespace tickprobe {
 
 Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, const RuntimeOptions& opts) {
   std::unique_ptr<RuntimeProbe> p(new RuntimeProbe(session, opts));
+  bool multi = false;
   bool ticks = opts.ticks && opts.description.has_ticks();
   bool goroutine_ticks = ticks && opts.description.has_goroutine_ticks();
   auto skel = load_skeleton(
@@ -52,11 +55,19 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
         for (bpf_program* prog : {sk->progs.rt_coro_create, sk->progs.rt_coro_destroy, sk->progs.rt_coro_resume,
                                   sk->progs.rt_coro_suspend, sk->progs.rt_pause_begin, sk->progs.rt_pause_end})
           bpf_program__set_autoload(prog, usdt);
+        // uprobe_multi links for function probes and USDT alike (one link
+        // per probe, a detach costs a grace period, not ~90 ms serialized:
+        // core/uprobe_multi.h); without them, libbpf's perf-event uprobes.
+        multi = opts.uprobe_multi && use_uprobe_multi(sk->obj, /*usdt=*/true);
         return {};
       },
       /*attach=*/false);
   if (!skel) return skel.error();
   p->skel_ = skel.take();
+  TP_LOG_DEBUG("runtime: %s", multi ? "uprobe_multi links" : "perf-event uprobes (no uprobe_multi)");
+  if (multi)
+    p->usdt_specs_ = std::make_unique<UsdtSpecTable>(
+        bpf_object__find_map_by_name(p->skel_->obj, "__bpf_usdt_specs"));
   p->skel_->bss->frame_event_min_ns = opts.frame_event_min_ns;
   p->skel_->bss->pause_event_min_ns = opts.pause_event_min_ns;
   if (goroutine_ticks) {
@@ -81,8 +92,37 @@ Result<std::unique_ptr<RuntimeProbe>> RuntimeProbe::create(Session& session, con
 
 RuntimeProbe::~RuntimeProbe() {
   session_.ringbufs().disable(ringbuf_token_);
+  release_links();
+}
+
+void RuntimeProbe::release_links() {
+  std::vector<BpfLink> all;
+  for (auto& [pid, links] : links_)
+    for (auto& l : links) all.push_back(std::move(l));
+  for (auto& l : global_links_) all.push_back(std::move(l));
   links_.clear();
   global_links_.clear();
+  destroy_links_concurrently(all);
+  if (usdt_specs_)
+    for (auto& [pid, ids] : spec_ids_)
+      for (uint32_t id : ids) usdt_specs_->release(id);
+  spec_ids_.clear();
+}
+
+void RuntimeProbe::drop_links(int pid) {
+  auto it = links_.find(pid);
+  if (it != links_.end()) {
+    std::vector<BpfLink> links = std::move(it->second);
+    links_.erase(it);
+    destroy_links_concurrently(links);
+  }
+  // after the links: a spec id is reused only once no link points at it
+  auto s = spec_ids_.find(pid);
+  if (s != spec_ids_.end()) {
+    if (usdt_specs_)
+      for (uint32_t id : s->second) usdt_specs_->release(id);
+    spec_ids_.erase(s);
+  }
 }
 
 Status RuntimeProbe::attach(uint32_t pid) {
@@ -115,6 +155,7 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   rep.binary = binary;
   const auto& d = opts_.description;
   std::vector<BpfLink> links;
+  std::vector<uint32_t> spec_ids;
   std::string first_error;
   int first_errno = 0;
   // A function probe: a uprobe on its entry, or on each of its RETs (never
@@ -137,7 +178,23 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
       return;
     }
     std::vector<BpfLink> these;
-    for (uint64_t off : offsets) {
+    if (loaded_for_uprobe_multi(prog)) {
+      // one link for every site, all with the probe's cookie
+      BpfLink l;
+      std::vector<uint64_t> cookies(offsets.size(), runtime_cookie(ref, kind, stops_world));
+      int err = attach_uprobe_multi(prog, pid < 0 ? 0u : static_cast<uint32_t>(pid), binary, offsets, cookies, {},
+                                    false, &l);
+      if (err) {
+        rep.missing.push_back(ref.describe());
+        if (first_error.empty()) {
+          first_errno = err;
+          first_error = "cannot attach uprobe to " + ref.describe() + " in " + binary + ": " + std::strerror(err);
+        }
+        return;
+      }
+      these.push_back(std::move(l));
+    }
+    for (uint64_t off : loaded_for_uprobe_multi(prog) ? std::vector<uint64_t>{} : offsets) {
       LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = runtime_cookie(ref, kind, stops_world));
       bpf_link* l = bpf_program__attach_uprobe_opts(prog, pid, binary.c_str(), off, &uo);
       if (!l) {
@@ -166,6 +223,26 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
         return;
       }
       function(fn_prog, ref, kind, stops_world);
+      return;
+    }
+    if (loaded_for_uprobe_multi(prog)) {
+      int err = 0;
+      auto a = usdt_specs_ ? attach_usdt_multi(prog, *usdt_specs_, pid, binary, ref.provider, ref.name,
+                                               runtime_cookie(ref, kind), &err)
+                           : Result<UsdtMultiAttachment>(Error("no USDT spec map"));
+      if (!a) {
+        rep.missing.push_back(ref.describe());
+        if (err != ENOENT && first_error.empty()) {
+          first_errno = err;
+          first_error = a.error().message;
+        }
+        TP_LOG_DEBUG("USDT %s in %s: %s", ref.describe().c_str(), binary.c_str(), a.error().message.c_str());
+        return;
+      }
+      UsdtMultiAttachment at = a.take();
+      links.push_back(std::move(at.link));
+      for (uint32_t id : at.spec_ids) spec_ids.push_back(id);
+      rep.attached.push_back(ref.describe());
       return;
     }
     LIBBPF_OPTS(bpf_usdt_opts, uo, .usdt_cookie = runtime_cookie(ref, kind));
@@ -221,11 +298,13 @@ Result<RuntimeAttachReport> RuntimeProbe::attach_links(int pid, const std::strin
   }
   auto& slot = links_[pid];
   for (auto& l : links) slot.push_back(std::move(l));
+  auto& ids = spec_ids_[pid];
+  ids.insert(ids.end(), spec_ids.begin(), spec_ids.end());
   return rep;
 }
 
 void RuntimeProbe::detach_process(uint32_t pid) {
-  links_.erase(static_cast<int>(pid));
+  drop_links(static_cast<int>(pid));
   forget(pid);
 }
 

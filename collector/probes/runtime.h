@@ -12,6 +12,7 @@
 
 #include "core/bpf_link.h"
 #include "core/family.h"
+#include "core/usdt_multi.h"
 #include "core/result.h"
 #include "model/hitch.h"
 #include "model/histogram.h"
@@ -35,6 +36,9 @@ struct RuntimeOptions {
   uint32_t max_coroutines = 65536;
   uint64_t pause_event_min_ns = 0;  // pauses shorter than this feed only the histograms
   uint64_t frame_event_min_ns = 0;  // frames shorter than this feed only the histograms
+  // uprobe_multi links where the kernel has them (false: libbpf's perf-event
+  // uprobes and bpf_program__attach_usdt, e.g. to compare the two).
+  bool uprobe_multi = true;
 };
 
 
@@ -89,6 +93,7 @@ class RuntimeProbe : public Family {
   const char* name() const override { return "runtime"; }
   Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
+  void release_links() override;
 
   // Delivers pending events of every family's ring buffer (the session's);
   // frame and pause events go to the handlers below.
@@ -111,6 +116,7 @@ class RuntimeProbe : public Family {
  private:
   RuntimeProbe(Session& s, const RuntimeOptions& o) : session_(s), opts_(o) {}
   Result<RuntimeAttachReport> attach_links(int pid, const std::string& binary);
+  void drop_links(int pid);
   void handle_event(const void* data, size_t size);
 
   Session& session_;
@@ -120,6 +126,8 @@ class RuntimeProbe : public Family {
   std::set<std::string> binaries_;  // attached for every process that runs them
   std::vector<BpfLink> global_links_;         // sched_switch, thread exit
   std::map<int, std::vector<BpfLink>> links_;  // pid (-1: whole binaries) -> USDT links
+  std::unique_ptr<UsdtSpecTable> usdt_specs_;   // uprobe_multi USDT: the object's __bpf_usdt_specs
+  std::map<int, std::vector<uint32_t>> spec_ids_;  // pid -> spec ids its USDT links hold
   std::function<void(const FrameRecord&)> frame_fn_;
   std::function<void(const PauseRecord&)> pause_fn_;
   uint64_t frames_ = 0, pauses_ = 0;

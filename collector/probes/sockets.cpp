@@ -11,6 +11,7 @@
 #include <set>
 #include <vector>
 
+#include "core/uprobe_multi.h"
 #include "bpf/include/sockets.h"
 #include "core/clock.h"
 #include "core/count_slots.h"
@@ -364,6 +365,11 @@ Result<SocketsRecording> record_sockets(const SocketsRecordOptions& o) {
     rec.report.warnings.push_back("saw 0 socket calls from pid " + std::to_string(o.pid) +
                                   " (is it idle, or does it use syscalls not covered: sendmmsg, recvmmsg, io_uring?)");
   return rec;
+}
+
+// Shutdown: the skeleton's tracepoint links from several threads.
+void SocketsProbe::release_links() {
+  if (skel_) detach_skeleton_concurrently(skel_->skeleton);
 }
 
 }  // namespace tickprobe

@@ -53,6 +53,8 @@ class SocketsProbe : public Family {
   SocketsProbe& operator=(const SocketsProbe&) = delete;
 
   const char* name() const override { return "sockets"; }
+
+  void release_links() override;
   // Folds the count slot made inactive one drain ago (see sockets.cpp for
   // why not the one just flipped), then the connection table, totals and
   // histograms.

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/uprobe_multi.h"
 #include "core/session.h"
 #include "bpf/include/targets.h"
 #include "targets.skel.h"
@@ -43,6 +44,11 @@ Counters TargetWatcher::counters() const {
   c.add_bpf(skel_->maps.errors);
   c[TP_CTR_PROCESS_EVENTS] = events_;
   return c;
+}
+
+// Shutdown: the skeleton's tracepoint links from several threads.
+void TargetWatcher::release_links() {
+  if (skel_) detach_skeleton_concurrently(skel_->skeleton);
 }
 
 }  // namespace tickprobe

@@ -36,6 +36,8 @@ class TargetWatcher : public Family {
   TargetWatcher& operator=(const TargetWatcher&) = delete;
 
   const char* name() const override { return "targets"; }
+
+  void release_links() override;
   Counters counters() const override;
 
  private:

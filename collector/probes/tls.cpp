@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <set>
 
+#include "core/uprobe_multi.h"
 #include "core/clock.h"
 #include "core/count_slots.h"
 #include "core/map_read.h"
@@ -152,6 +153,9 @@ Result<std::unique_ptr<TlsProbe>> TlsProbe::create(Session& session, const TlsOp
         bpf_map__set_max_entries(s->maps.counts_0, opts.max_counts);
         bpf_map__set_max_entries(s->maps.counts_1, opts.max_counts);
         bpf_program__set_autoload(s->progs.tls_cpu_sample, opts.frequency > 0);
+        // uprobe_multi links where the kernel has them: a detach costs a
+        // grace period, not ~90 ms serialized (core/uprobe_multi.h).
+        use_uprobe_multi(s->obj);
         return {};
       },
       /*attach=*/false);
@@ -189,10 +193,19 @@ Result<std::unique_ptr<TlsProbe>> TlsProbe::create(Session& session, const TlsOp
   return p;
 }
 
-TlsProbe::~TlsProbe() {
+TlsProbe::~TlsProbe() { release_links(); }
+
+void TlsProbe::release_links() {
+  // the sampler's links first, each with its perf event (perf_fds_[i]
+  // belongs to the link after the two tracepoint links)
+  std::vector<BpfLink> all;
+  for (size_t i = 2; i < global_links_.size(); i++) all.push_back(std::move(global_links_[i]));
+  for (size_t i = 0; i < global_links_.size() && i < 2; i++) all.push_back(std::move(global_links_[i]));
+  for (auto& [pid, links] : links_)
+    for (auto& l : links) all.push_back(std::move(l));
   links_.clear();
   global_links_.clear();
-  perf_fds_.clear();
+  destroy_links_concurrently(all, &perf_fds_);
 }
 
 // Go's crypto/tls: uprobes at the entry and at every RET of
@@ -214,6 +227,22 @@ Result<TlsAttachReport> TlsProbe::attach_go(uint32_t pid, const std::string& exe
     }
     if (sites->ret_offsets.empty())
       return Error(std::string(symbol) + " in " + rep.library + " has no RET instruction");
+    if (loaded_for_uprobe_multi(skel_->progs.tls_go_exit)) {
+      // two links: the entry, and every RET in one
+      uint64_t cookie = static_cast<uint64_t>(side);
+      for (auto [prog, offs] : {std::pair{skel_->progs.tls_go_enter, std::vector<uint64_t>{sites->entry_offset}},
+                                std::pair{skel_->progs.tls_go_exit, sites->ret_offsets}}) {
+        BpfLink l;
+        if (int err = attach_uprobe_multi(prog, pid, exe, offs, std::vector<uint64_t>(offs.size(), cookie), {}, false,
+                                          &l))
+          return Error::from_errno(std::string("cannot attach a uprobe to ") + symbol + " in " + rep.library, err,
+                                   uprobe_attach_hint(err));
+        links.push_back(std::move(l));
+      }
+      rep.attached.push_back(std::string(symbol) + " (entry, " + std::to_string(sites->ret_offsets.size()) +
+                             " RETs) in " + rep.library);
+      continue;
+    }
     std::vector<std::pair<bpf_program*, uint64_t>> at = {{skel_->progs.tls_go_enter, sites->entry_offset}};
     for (uint64_t off : sites->ret_offsets) at.emplace_back(skel_->progs.tls_go_exit, off);
     for (auto [prog, off] : at) {
@@ -268,6 +297,15 @@ Result<TlsAttachReport> TlsProbe::attach_process(uint32_t pid) {
                        bool ret, const std::string& what) -> Status {
     auto off = vaddr_to_file_offset(info, vaddr);
     if (!off) return Error("cannot map " + what + " to a file offset in " + bin_path);
+    if (loaded_for_uprobe_multi(prog)) {
+      BpfLink l;
+      if (int err = attach_uprobe_multi(prog, pid, bin_path, *off, 0, ret, &l))
+        return Error::from_errno(std::string("cannot attach a ") + (ret ? "uretprobe" : "uprobe") + " to " + what +
+                                     " in " + bin_path,
+                                 err, uprobe_attach_hint(err));
+      links.push_back(std::move(l));
+      return {};
+    }
     LIBBPF_OPTS(bpf_uprobe_opts, uo, .retprobe = ret);
     bpf_link* l = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(pid), bin_path.c_str(), *off, &uo);
     if (!l) {
@@ -347,7 +385,11 @@ void TlsProbe::detach(uint32_t pid) {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->exited[pid] = std::chrono::steady_clock::now();
   }
-  links_.erase(pid);
+  if (auto it = links_.find(pid); it != links_.end()) {
+    std::vector<BpfLink> links = std::move(it->second);
+    links_.erase(it);
+    destroy_links_concurrently(links);
+  }
   bpf_map_delete_elem(bpf_map__fd(skel_->maps.procs), &pid);
   int fd = bpf_map__fd(skel_->maps.conns);
   std::vector<tls_conn_key> gone;

@@ -70,6 +70,7 @@ class TlsProbe : public Family {
   // A Go program is probed in its own crypto/tls instead (attach_go).
   Status attach(uint32_t pid) override;
   void detach(uint32_t pid) override;
+  void release_links() override;
   // Moves handshake-CPU samples into cpu_samples() and evicts stale
   // in-flight handshakes. Handshake events arrive through the session's
   // ring buffers (poll them).

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <dirent.h>
+#include <cstdio>
+#include <cstring>
 #include <unistd.h>
 
 #include <chrono>
@@ -71,9 +73,29 @@ inline int count_fds(pid_t pid, const std::string& prefix) {
   return n;
 }
 
+// Probe attachments of `pid`: perf_event fds (samplers, perf-event uprobes)
+// plus uprobe_multi links (one per probe where the kernel has them:
+// core/uprobe_multi.h), read from /proc/PID/fdinfo.
+inline int count_probe_fds(pid_t pid) {
+  int n = count_fds(pid, "anon_inode:[perf_event]");
+  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      FILE* f = fopen((dir + "/" + e->d_name).c_str(), "r");
+      if (!f) continue;
+      char line[256];
+      while (fgets(line, sizeof line, f))
+        if (std::strncmp(line, "link_type:", 10) == 0 && (std::strstr(line, "uprobe_multi") || std::strstr(line, "uretprobe_multi"))) n++;
+      fclose(f);
+    }
+    closedir(d);
+  }
+  return n;
+}
+
 // `tickprobe <args>` in the background (-d 0: until terminate()), attached
-// once its attachments (perf_event fds: perf-event uprobes, samplers; bpf_link
-// fds: uprobe_multi links) reach `min_fds` and stop growing for a second.
+// once its probe attachments (count_probe_fds: perf events, uprobe_multi
+// links) reach `min_fds` and stop growing for a second.
 struct Tickprobe {
   std::unique_ptr<Subprocess> proc;
   // When the last perf_event fd appeared (its probes are all in place).
@@ -89,7 +111,7 @@ struct Tickprobe {
     int last = -1;
     auto stable_since = Clock::now();
     while (Clock::now() < deadline && proc->running()) {
-      int n = count_fds(proc->pid(), "anon_inode:[perf_event]") + count_fds(proc->pid(), "anon_inode:bpf_link");
+      int n = count_probe_fds(proc->pid());
       if (n != last) {
         last = n;
         stable_since = Clock::now();

@@ -6,6 +6,7 @@
 // uprobe fds exist) before the first client starts, and stopped only after
 // s_server has closed every client connection. Needs root and BPF (label: bpf).
 #include <gtest/gtest.h>
+#include <cstring>
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -50,6 +51,26 @@ int count_fds(pid_t pid, const std::string& prefix) {
       if (len <= 0) continue;
       buf[len] = 0;
       if (std::string(buf).rfind(prefix, 0) == 0) n++;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+// Probe attachments of `pid`: perf_event fds (samplers, perf-event uprobes)
+// plus uprobe_multi links (one per probe where the kernel has them:
+// core/uprobe_multi.h), read from /proc/PID/fdinfo.
+int count_probe_fds(pid_t pid) {
+  int n = count_fds(pid, "anon_inode:[perf_event]");
+  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      FILE* f = fopen((dir + "/" + e->d_name).c_str(), "r");
+      if (!f) continue;
+      char line[256];
+      while (fgets(line, sizeof line, f))
+        if (std::strncmp(line, "link_type:", 10) == 0 && (std::strstr(line, "uprobe_multi") || std::strstr(line, "uretprobe_multi"))) n++;
+      fclose(f);
     }
     closedir(d);
   }
@@ -113,13 +134,13 @@ class TlsBpfTest : public ::testing::Test {
                                      "-d", "0", "--json"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     tt::Subprocess tp(argv);
-    // Attached once its perf_event fds exist: one sampler per CPU, then the
-    // uprobes (handshake entry/return, SSL_free, SSL_set0_rbio, BIO_int_ctrl).
+    // Attached once its probes exist: one sampler per CPU, then the uprobes
+    // (handshake entry/return, SSL_free, SSL_set0_rbio, BIO_int_ctrl).
     const int want = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) + 5;
     auto deadline = Clock::now() + 60s;
-    while (count_fds(tp.pid(), "anon_inode:[perf_event]") < want && tp.running() && Clock::now() < deadline)
+    while (count_probe_fds(tp.pid()) < want && tp.running() && Clock::now() < deadline)
       std::this_thread::sleep_for(20ms);
-    EXPECT_GE(count_fds(tp.pid(), "anon_inode:[perf_event]"), want) << "tickprobe did not attach: " << tp.stderr_text();
+    EXPECT_GE(count_probe_fds(tp.pid()), want) << "tickprobe did not attach: " << tp.stderr_text();
     std::this_thread::sleep_for(500ms);
     failures_before_ = server_failures();
     clients();

@@ -3,16 +3,18 @@
 # An agent tracing tickgame (USDT runtime probes, allocator uprobes with
 # --leaks, perf events, tracepoints) with a profile capture in flight gets
 # SIGTERM:
-#  1. it exits 0; the time is measured and printed. It is not asserted to be
-#     under 1 s: closing a perf-event uprobe costs ~0.09 s in the kernel and
-#     the kernel serializes those closes (event_mutex), even from several
-#     threads (scripts/bench_uprobe_detach.sh, docs/agent.md "Shutdown"), so
-#     it grows with the number of uprobes until they are uprobe_multi links.
-#     The bound asserted is generous: it catches a hang or a capture that runs
-#     on, not scheduling noise;
-#  2. every BPF link it held (link ids read from /proc/PID/fdinfo while it
+#  1. it exits 0; the time is measured and printed (0.25-0.53 s here with
+#     uprobe_multi links, 1.3-1.5 s / 2.8-3.2 s for --leaks with the
+#     perf-event fallback: docs/agent.md "Shutdown"). It is not asserted
+#     to be under 1 s: what remains is tracepoint perf links, whose closes
+#     the kernel still serializes, and grace periods that stretch under
+#     load. The bound asserted is generous: it catches a hang or a capture
+#     that runs on, not scheduling noise;
+#  2. with uprobe_multi in the kernel, no uprobe or USDT site is a
+#     perf-event link;
+#  3. every BPF link it held (link ids read from /proc/PID/fdinfo while it
 #     ran) is gone afterwards (`bpftool link show id N` fails);
-#  3. /sys/kernel/tracing/uprobe_events has no entry of it (legacy uprobes
+#  4. /sys/kernel/tracing/uprobe_events has no entry of it (legacy uprobes
 #     name the creating pid) and is otherwise unchanged by it.
 set -euo pipefail
 BIN=${1:?usage: agent_shutdown_test.sh BIN_DIR}
@@ -37,6 +39,21 @@ for args in "" "--leaks"; do
   links=$( (grep -h "^link_id:" /proc/"$AP"/fdinfo/* 2>/dev/null || true) | awk '{print $2}' | sort -n | tr '\n' ' ')
   [ -n "$links" ] || fail "no BPF links found in /proc/$AP/fdinfo"
   nlinks=$(echo $links | wc -w)
+  # 2. every uprobe and USDT site is a uprobe_multi link where the kernel
+  # has them (6.6+): a perf_event link whose program is a kprobe-type one
+  # is a perf-event uprobe (~0.09 s to close, serialized: the old cost).
+  kinds=$( (grep -h "^link_type:" /proc/"$AP"/fdinfo/* 2>/dev/null || true) | awk '{print $2}' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+  perf_uprobes=0
+  for fd in /proc/"$AP"/fdinfo/*; do
+    grep -q "^link_type:.*perf" "$fd" 2>/dev/null || continue
+    prog=$(awk '/^prog_id:/ {print $2}' "$fd" 2>/dev/null)
+    [ -n "$prog" ] || continue
+    if bpftool prog show id "$prog" 2>/dev/null | grep -q ": kprobe "; then perf_uprobes=$((perf_uprobes + 1)); fi
+  done
+  echo "link kinds: $kinds; perf-event uprobes: $perf_uprobes"
+  if echo "$kinds" | grep -q "uprobe_multi"; then
+    [ "$perf_uprobes" -eq 0 ] || fail "$perf_uprobes uprobes/USDT sites are perf-event links, not uprobe_multi"
+  fi
   curl -s -o /dev/null "$AGENT_URL/debug/pprof/profile?seconds=60" & PIDS+=($!)
   sleep 1
   t0=$(date +%s%N)
