@@ -17,6 +17,7 @@
 #include <fstream>
 
 #include "core/result.h"
+#include "core/uprobe_multi.h"
 #include "symbolize/go_pclntab.h"
 #include "targets/target_spec.h"
 
@@ -431,10 +432,16 @@ Result<DoctorProcess> inspect_process(uint32_t pid) {
     std::snprintf(off, sizeof(off), "0x%llx", static_cast<unsigned long long>(facts.probe_offset));
     up.detail = up.ok ? std::string("a uprobe at offset ") + off + " was created and removed"
                       : std::string("perf_event_open(uprobe at ") + off + "): " + std::strerror(perr);
-    if (perr == EACCES || perr == EPERM) {
+    if ((perr == EACCES || perr == EPERM) && uprobe_multi_supported()) {
+      // What tickprobe attaches with on this kernel: uprobe_multi links,
+      // which need no CAP_SYS_ADMIN (probed by linking one on this process).
+      up.ok = true;
+      up.detail = std::string("uprobe_multi links work (what tickprobe uses here); a perf-event uprobe at ") + off +
+                  " is not permitted without CAP_SYS_ADMIN";
+    } else if (perr == EACCES || perr == EPERM) {
       Caps caps = effective_caps();
-      up.hint = !caps.has(kCapSysAdmin) ? "not permitted: uprobes need CAP_SYS_ADMIN on this kernel "
-                                          "(deploy/capabilities.txt)"
+      up.hint = !caps.has(kCapSysAdmin) ? "not permitted: perf-event uprobes (no uprobe_multi in this kernel) need "
+                                          "CAP_SYS_ADMIN (deploy/capabilities.txt)"
                                         : ptrace_hint;
     } else if (perr == ENOENT || perr == EINVAL) {
       up.hint = "the probed instruction or file is not supported by uprobes";

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/session.h"
+#include "core/uprobe_multi.h"
 #include "core/shared_maps.h"
 
 namespace tickprobe {
@@ -104,8 +105,11 @@ Error family_attach_error(const char* family, int err) {
 
 std::string uprobe_attach_hint(int err) {
   if (err == EACCES || err == EPERM || err == -EACCES || err == -EPERM)
-    return "not permitted: uprobes need CAP_SYS_ADMIN, and a process of another user CAP_SYS_PTRACE "
-           "(deploy/capabilities.txt); run `tickprobe doctor --pid PID`";
+    return uprobe_multi_supported()
+               ? "not permitted: a process of another user needs CAP_SYS_PTRACE, uprobe_multi links CAP_BPF and "
+                 "CAP_PERFMON (deploy/capabilities.txt); run `tickprobe doctor --pid PID`"
+               : "not permitted: perf-event uprobes (no uprobe_multi in this kernel) need CAP_SYS_ADMIN, and a "
+                 "process of another user CAP_SYS_PTRACE (deploy/capabilities.txt); run `tickprobe doctor --pid PID`";
   if (err == ENOENT || err == ESRCH || err == -ENOENT || err == -ESRCH) return "is the process still running?";
   return "run `tickprobe doctor --pid PID`";
 }

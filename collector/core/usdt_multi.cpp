@@ -231,6 +231,14 @@ Result<UsdtMultiAttachment> attach_usdt_multi(const bpf_program* prog, UsdtSpecT
                                               const std::string& path, const std::string& provider,
                                               const std::string& name, uint64_t usdt_cookie, int* err) {
   *err = EINVAL;
+  // Not readable (a process of another user without CAP_SYS_PTRACE) is a
+  // permission error, not "no such probe".
+  if (int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC); fd < 0) {
+    *err = errno;
+    return Error::from_errno("cannot open " + path, *err);
+  } else {
+    close(fd);
+  }
   auto sites = read_usdt_sites(path);
   if (!sites) {
     *err = ENOENT;

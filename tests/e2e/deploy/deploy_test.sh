@@ -79,7 +79,9 @@ unshare --mount --propagation private sh -c '
   "$AMB" "$BND" "$(readlink -f "$BIN/tickprobe")" "$G" "$PORT" > "$WORK/agent.log" 2>&1 & PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT/healthz" 100 || { cat "$WORK/agent.log"; fail "agent did not start in the sandbox"; }
 ok=""
-for _ in $(seq 50); do
+# Up to 60 s: on a loaded 2-core machine the families' verifier runs and
+# attach retries take longer than /healthz does to come up.
+for _ in $(seq 300); do
   curl -sf "http://127.0.0.1:$PORT/metrics" | grep -q "^tickprobe_ticks_total{.*pid=\"$G\"" && { ok=1; break; }
   sleep 0.2
 done
