@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "bpf/include/runtime.h"
+#include "model/go_wait_reasons.h"
 
 namespace tickprobe {
 
@@ -33,42 +34,9 @@ std::string syscall_name(int nr) {
   return it != table.end() ? it->second : "syscall_" + std::to_string(nr);
 }
 
-namespace {
-
-// runtime.waitReason strings (Go 1.19 runtime2.go; stable since 1.17 at the
-// numbers used here).
-const char* const kGoWaitReasons[] = {"",
-                                      "GC assist marking",
-                                      "IO wait",
-                                      "chan receive (nil chan)",
-                                      "chan send (nil chan)",
-                                      "dumping heap",
-                                      "garbage collection",
-                                      "garbage collection scan",
-                                      "panicwait",
-                                      "select",
-                                      "select (no cases)",
-                                      "GC assist wait",
-                                      "GC sweep wait",
-                                      "GC scavenge wait",
-                                      "chan receive",
-                                      "chan send",
-                                      "finalizer wait",
-                                      "force gc (idle)",
-                                      "semacquire",
-                                      "sleep",
-                                      "sync.Cond.Wait",
-                                      "timer goroutine (idle)",
-                                      "trace reader (blocked)",
-                                      "wait for GC cycle",
-                                      "GC worker (idle)",
-                                      "preempted",
-                                      "debug call"};
-
-}  // namespace
 
 std::string go_wait_reason(uint32_t wait) {
-  if (wait < sizeof(kGoWaitReasons) / sizeof(kGoWaitReasons[0]) && wait) return kGoWaitReasons[wait];
+  if (wait && wait < kGoWaitReasons119.size()) return kGoWaitReasons119[wait];
   return "wait reason " + std::to_string(wait);
 }
 

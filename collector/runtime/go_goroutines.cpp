@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "model/go_wait_reasons.h"
 #include "symbolize/elf_info.h"
 #include "symbolize/go_pclntab.h"
 
@@ -28,38 +29,6 @@ constexpr size_t kMaxStackRead = 64 * 1024;     // bytes of a parked stack copie
 constexpr int kMaxFrames = 64;                  // frames per stack (Go's debug=2 prints 100)
 constexpr size_t kMaxIov = 1024;                // IOV_MAX
 constexpr uint64_t kMaxStackSize = 1ull << 30;  // runtime's maxstacksize on 64-bit
-
-// runtime2.go waitReasonStrings of Go 1.19 (the only release verified here);
-// other versions read the array from the target when .symtab names it.
-const char* const kWaitReasons119[] = {
-    "",
-    "GC assist marking",
-    "IO wait",
-    "chan receive (nil chan)",
-    "chan send (nil chan)",
-    "dumping heap",
-    "garbage collection",
-    "garbage collection scan",
-    "panicwait",
-    "select",
-    "select (no cases)",
-    "GC assist wait",
-    "GC sweep wait",
-    "GC scavenge wait",
-    "chan receive",
-    "chan send",
-    "finalizer wait",
-    "force gc (idle)",
-    "semacquire",
-    "sleep",
-    "sync.Cond.Wait",
-    "timer goroutine (idle)",
-    "trace reader (blocked)",
-    "wait for GC cycle",
-    "GC worker (idle)",
-    "preempted",
-    "debug call",
-};
 
 uint64_t u64_at(const std::vector<uint8_t>& b, size_t off) {
   uint64_t v = 0;
@@ -342,7 +311,7 @@ void GoProcessReader::load_wait_reasons(void* elf_ptr) {
     }
   }
   if (layout_.version.rfind("go1.19", 0) == 0)
-    wait_reasons_.assign(std::begin(kWaitReasons119), std::end(kWaitReasons119));
+    wait_reasons_.assign(kGoWaitReasons119.begin(), kGoWaitReasons119.end());  // Go 1.19 table
 }
 
 Result<GoSnapshot> GoProcessReader::snapshot(bool include_system) {
