@@ -34,7 +34,6 @@ std::string syscall_name(int nr) {
   return it != table.end() ? it->second : "syscall_" + std::to_string(nr);
 }
 
-
 std::string go_wait_reason(uint32_t wait) {
   if (wait && wait < kGoWaitReasons119.size()) return kGoWaitReasons119[wait];
   return "wait reason " + std::to_string(wait);
