@@ -133,7 +133,7 @@ void expect_fixture_values(const TraceRun& r, const char* path) {
 }
 
 TEST(UsdtMulti, ReadsTheFixturesArgumentsLikeLibbpf) {
-  if (!uprobe_multi_supported()) GTEST_SKIP() << "no uprobe_multi in this kernel";
+  ASSERT_TRUE(uprobe_multi_supported()) << "no uprobe_multi links in this kernel (Linux 6.6+), which tickprobe uses for every uprobe; run `tickprobe doctor`";
   Subprocess fx({USDT_FIXTURE});
   ASSERT_TRUE(fx.started());
   ASSERT_TRUE(wait_exec(fx.pid()));
@@ -151,7 +151,7 @@ TEST(UsdtMulti, ReadsTheFixturesArgumentsLikeLibbpf) {
 // it exists, back to 0 once the link is gone (read from the fixture's
 // memory).
 TEST(UsdtMulti, SemaphoreIsEnabledWhileAttachedOnly) {
-  if (!uprobe_multi_supported()) GTEST_SKIP() << "no uprobe_multi in this kernel";
+  ASSERT_TRUE(uprobe_multi_supported()) << "no uprobe_multi links in this kernel (Linux 6.6+), which tickprobe uses for every uprobe; run `tickprobe doctor`";
   Subprocess fx({USDT_FIXTURE});
   ASSERT_TRUE(fx.started());
   ASSERT_TRUE(wait_exec(fx.pid()));
