@@ -1,6 +1,7 @@
 #include "test_support.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -125,6 +126,41 @@ void Subprocess::kill_now() {
   int st = 0;
   while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
   status_ = decode_status(st);
+}
+
+int count_fds(pid_t pid, const std::string& prefix) {
+  int n = 0;
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      char buf[256];
+      ssize_t len = readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf) - 1);
+      if (len <= 0) continue;
+      buf[len] = 0;
+      if (std::string(buf).rfind(prefix, 0) == 0) n++;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+int count_probe_fds(pid_t pid) {
+  int n = count_fds(pid, "anon_inode:[perf_event]");
+  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      FILE* f = fopen((dir + "/" + e->d_name).c_str(), "r");
+      if (!f) continue;
+      char line[256];
+      while (fgets(line, sizeof line, f))
+        if (std::strncmp(line, "link_type:", 10) == 0 &&
+            (std::strstr(line, "uprobe_multi") || std::strstr(line, "uretprobe_multi")))
+          n++;
+      fclose(f);
+    }
+    closedir(d);
+  }
+  return n;
 }
 
 std::string read_file(const std::string& path) {

@@ -77,5 +77,11 @@ std::uint16_t pick_free_port();
 std::string bin_path(const std::string& name);
 // Whole file as a string ("" if unreadable).
 std::string read_file(const std::string& path);
+// Open fds of `pid` whose link target starts with `prefix` (e.g. "socket:").
+int count_fds(pid_t pid, const std::string& prefix);
+// Probe attachments of `pid`: perf_event fds (samplers, perf-event uprobes)
+// plus uprobe_multi links (one per probe where the kernel has them,
+// collector/core/uprobe_multi.h), the latter told by /proc/PID/fdinfo.
+int count_probe_fds(pid_t pid);
 
 }  // namespace tickprobe::test

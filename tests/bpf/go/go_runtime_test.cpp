@@ -3,7 +3,6 @@
 // entries, RETs and call sites; never uretprobes). Ground truth: the Go
 // fixture's own runtime counters (runtime.NumGoroutine, debug.ReadGCStats).
 // Needs root and BPF.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -68,31 +67,15 @@ bool wait_for_first_probe_hit(pid_t pid, const std::function<void()>& trigger) {
   return false;
 }
 
-// Waits until tickprobe process `tp` holds at least `min` attachments
-// (perf_event fds: perf-event uprobes; bpf_link fds: uprobe_multi links),
+// Waits until tickprobe process `tp` holds at least `min` probe
+// attachments (count_probe_fds: perf events, uprobe_multi links),
 // unchanged for a second: its probes are in place without making the
 // target do anything (a probe-hit trigger may itself stop the world).
 bool wait_attached(pid_t tp, int min) {
-  auto count = [tp] {
-    int n = 0;
-    std::string dir = "/proc/" + std::to_string(tp) + "/fd";
-    if (DIR* d = opendir(dir.c_str())) {
-      while (dirent* e = readdir(d)) {
-        char buf[256];
-        ssize_t len = readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf) - 1);
-        if (len <= 0) continue;
-        buf[len] = 0;
-        std::string t(buf);
-        if (t == "anon_inode:[perf_event]" || t == "anon_inode:bpf_link") n++;
-      }
-      closedir(d);
-    }
-    return n;
-  };
   int last = -1;
   auto stable_since = std::chrono::steady_clock::now();
   for (int i = 0; i < 1800; ++i) {  // 90 s
-    int n = count();
+    int n = count_probe_fds(tp);
     if (n != last) {
       last = n;
       stable_since = std::chrono::steady_clock::now();

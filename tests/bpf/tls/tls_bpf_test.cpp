@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -40,42 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 const char* kOpenssl = "/usr/bin/openssl";
 
-// Open fds of `pid` whose link target starts with `prefix`.
-int count_fds(pid_t pid, const std::string& prefix) {
-  int n = 0;
-  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      char buf[256];
-      ssize_t len = readlink((dir + "/" + e->d_name).c_str(), buf, sizeof(buf) - 1);
-      if (len <= 0) continue;
-      buf[len] = 0;
-      if (std::string(buf).rfind(prefix, 0) == 0) n++;
-    }
-    closedir(d);
-  }
-  return n;
-}
-
-// Probe attachments of `pid`: perf_event fds (samplers, perf-event uprobes)
-// plus uprobe_multi links (one per probe where the kernel has them:
-// core/uprobe_multi.h), read from /proc/PID/fdinfo.
-int count_probe_fds(pid_t pid) {
-  int n = count_fds(pid, "anon_inode:[perf_event]");
-  std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      FILE* f = fopen((dir + "/" + e->d_name).c_str(), "r");
-      if (!f) continue;
-      char line[256];
-      while (fgets(line, sizeof line, f))
-        if (std::strncmp(line, "link_type:", 10) == 0 && (std::strstr(line, "uprobe_multi") || std::strstr(line, "uretprobe_multi"))) n++;
-      fclose(f);
-    }
-    closedir(d);
-  }
-  return n;
-}
+using tt::count_fds;
+using tt::count_probe_fds;
 
 class TlsBpfTest : public ::testing::Test {
  protected:
