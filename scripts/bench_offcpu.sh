@@ -14,11 +14,18 @@
 # usage: scripts/bench_offcpu.sh [ROUNDS=4] [PHASE_SECONDS=5]
 #   TICKPROBE_ARGS="..."  extra options for tickprobe offcpu
 #   PINGPONG_ARGS="..."   extra options for the fixture (e.g. --two-callers)
+#   PIN_CPU=N             run the fixture's two threads on CPU N (default 1;
+#                         PIN_CPU= for none). Pinned, every round trip is two
+#                         context switches on one busy CPU, so the rate
+#                         measures the tracer's CPU cost per switch. Unpinned
+#                         on an idle machine it measures cross-CPU wake-up
+#                         latency instead, which hides most tracer cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench_lib.sh
 BIN=${BIN:-build/bin}
 ROUNDS=${1:-4}; PHASE=${2:-5}
+PIN_CPU=${PIN_CPU-1}
 OFFCPUTIME=${OFFCPUTIME:-$(command -v offcputime || echo /usr/sbin/offcputime)}
 [ -x "$BIN/pipe_pingpong" ] && [ -x "$BIN/tickprobe" ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 [ -x "$OFFCPUTIME" ] || { echo "offcputime not found" >&2; echo "hint: scripts/bootstrap.sh installs libbpf-tools" >&2; exit 1; }
@@ -28,7 +35,7 @@ trap 'bpf_stats_restore; [ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"
 
 phase() {  # $1 = base|offcputime|tickprobe -> "rate runs avg_ns"
   local pp tp="" ids="" cost="0 0"
-  "$BIN/pipe_pingpong" --window ${PINGPONG_ARGS:-} > "$W/pp.out" & pp=$!
+  ${PIN_CPU:+taskset -c "$PIN_CPU"} "$BIN/pipe_pingpong" --window ${PINGPONG_ARGS:-} > "$W/pp.out" & pp=$!
   sleep 0.3
   prog_snapshot "$W/s0.json"
   case $1 in

@@ -15,7 +15,7 @@ static __always_inline __u32 task_state(struct task_struct *t)
 {
 	long s;
 	if (bpf_core_field_exists(t->__state))
-		s = BPF_CORE_READ(t, __state);
+		s = t->__state; /* callers pass BTF pointers (tp_btf, iter/task) */
 	else
 		s = BPF_CORE_READ((struct task_struct___pre514 *)t, state);
 	if (s == 0)

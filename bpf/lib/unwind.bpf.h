@@ -595,14 +595,15 @@ static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid, __u32 tid)
 	__u64 ip, sp, bp, h;
 	if (!regs || !c)
 		return 0;
-	ip = BPF_CORE_READ(regs, ip);
-	sp = BPF_CORE_READ(regs, sp);
-	bp = BPF_CORE_READ(regs, bp);
+	/* bpf_task_pt_regs returns a BTF pointer: plain loads. */
+	ip = regs->ip;
+	sp = regs->sp;
+	bp = regs->bp;
 	pm = bpf_map_lookup_elem(&proc_maps, &tgid);
 	/* Go walks read TLS and runtime words, uretprobe walks kernel lists:
 	 * neither is recorded, so neither is cached. */
 	if (!pm || pm->go.enabled ||
-	    (bpf_core_type_exists(struct return_instance) && BPF_CORE_READ(task, utask, return_instances)))
+	    (bpf_core_type_exists(struct return_instance) && task->utask && task->utask->return_instances))
 		return tp_user_stack(tgid, ip, sp, bp);
 	generation = pm->generation;
 	__u64 key = tp_ucache_key(tid, ip, sp);
