@@ -49,8 +49,12 @@ struct counts_map {
 struct counts_map counts_0 SEC(".maps");
 struct counts_map counts_1 SEC(".maps");
 
+/* One record per target thread, inserted at its first switch-out, written
+ * in place after that and deleted at its exit: not preallocated (memory
+ * follows the threads), bounded by --max-threads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TP_MAX_THREADS);
 	__type(key, __u32);
 	__type(value, struct offcpu_start);
@@ -146,6 +150,8 @@ struct offcpu_kcache_way {
 
 struct offcpu_kcache {
 	struct offcpu_kcache_way way[OFFCPU_KCACHE_WAYS];
+	__u32 next; /* the way the next new user stack replaces */
+	__u32 cur;  /* the way picked (read back: see tp_ucache.cur) */
 };
 
 struct {
@@ -310,7 +316,22 @@ static __always_inline __u64 blocked_task_kernel_stack_cached(struct task_struct
 	kc = bpf_task_storage_get(&kcache, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!kc)
 		return blocked_task_kernel_stack(task);
-	w = &kc->way[(user_stack ^ (user_stack >> 17)) & (OFFCPU_KCACHE_WAYS - 1)];
+	/* Fully associative by user stack: the way that holds this one, else
+	 * an empty way, else the ways in turn. */
+	__u32 victim = OFFCPU_KCACHE_WAYS, way = OFFCPU_KCACHE_WAYS;
+	for (int i = 0; i < OFFCPU_KCACHE_WAYS; i++) {
+		if (kc->way[i].stack && kc->way[i].user_stack == user_stack) {
+			way = i;
+			break;
+		}
+		if (!kc->way[i].stack && victim == OFFCPU_KCACHE_WAYS)
+			victim = i;
+	}
+	if (way == OFFCPU_KCACHE_WAYS)
+		way = victim < OFFCPU_KCACHE_WAYS ? victim : kc->next++;
+	kc->cur = way;
+	way = *(volatile __u32 *)&kc->cur;
+	w = &kc->way[way & (OFFCPU_KCACHE_WAYS - 1)];
 	if (w->user_stack == user_stack && kcache_valid(ks, w, sp, top)) {
 		tp_count_error(TP_CTR_KSTACK_CACHE_HITS);
 		return w->stack;
@@ -371,7 +392,7 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 			s->state = state;
 			s->flags = 0;
 			bpf_get_current_comm(s->comm, sizeof(s->comm));
-			s->user_stack = tp_current_user_stack_cached(prev_tgid, prev_pid);
+			s->user_stack = tp_current_user_stack_cached(prev_tgid);
 			s->kernel_stack = 0; /* at switch-in, if the block is long enough */
 			s->ts_ns = now;      /* last: a record with ts_ns set is complete */
 		}

@@ -98,9 +98,6 @@ static __always_inline struct tp_unwind_scratch *tp_scratch(void)
  */
 #define TP_UCACHE_WORDS 64   /* words recorded per walk (power of 2) */
 #define TP_UCACHE_SPAN 4096  /* bytes from the lowest to the highest word read (power of 2) */
-#ifndef TP_UCACHE_THREADS
-#define TP_UCACHE_THREADS 512
-#endif
 
 struct tp_ucache_entry {
 	__u64 ip, sp, bp;
@@ -114,15 +111,24 @@ struct tp_ucache_entry {
 	__u64 val[TP_UCACHE_WORDS];
 };
 
-/* (tid, way) -> a walk of that thread; the way is picked by the registers,
- * so a thread that blocks at a few places (a read here, a sleep there)
- * keeps one walk for each. LRU: threads that stop blocking age out. */
+/* A thread's walks, in its task-local storage (allocated at its first
+ * block, freed with the thread, so bounded by the target's threads). Fully
+ * associative: a thread that blocks at a few places (a read here, a sleep
+ * there) keeps one walk for each, found by its registers; a new place
+ * takes an empty way, else the ways in turn. */
 #define TP_UCACHE_WAYS 4
+struct tp_ucache {
+	struct tp_ucache_entry way[TP_UCACHE_WAYS];
+	__u32 next; /* the way the next new place replaces */
+	__u32 cur;  /* the way picked (read back, so the verifier does not
+		     * walk the rest of the program once per way) */
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, TP_UCACHE_THREADS * TP_UCACHE_WAYS);
-	__type(key, __u64);
-	__type(value, struct tp_ucache_entry);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tp_ucache);
 } ucache SEC(".maps");
 
 /* What the current walk read, and the buffer of the re-read. */
@@ -131,7 +137,6 @@ struct tp_ucache_scratch {
 	__u32 bad; /* a read faulted, or too many words: do not cache */
 	__u64 addr[TP_UCACHE_WORDS];
 	__u64 val[TP_UCACHE_WORDS];
-	struct tp_ucache_entry entry;
 	__u8 buf[TP_UCACHE_SPAN + 8];
 };
 
@@ -534,18 +539,36 @@ static __always_inline bool tp_ucache_valid(struct tp_ucache_scratch *c, struct 
 	return bpf_map_lookup_elem(&stacks, &e->stack) != NULL;
 }
 
-/* Records the walk just done (c->addr/val) as thread tid's entry. */
-static __always_inline __u64 tp_ucache_key(__u32 tid, __u64 ip, __u64 sp)
+/* The way of the thread's cache that holds a walk from these registers,
+ * else the one a new walk replaces (*found = false). */
+static __always_inline struct tp_ucache_entry *tp_ucache_way(struct tp_ucache *uc, __u64 ip, __u64 sp, __u64 bp,
+							     bool *found)
 {
-	return ((__u64)tid << 32) | (((ip >> 4) ^ (sp >> 4)) & (TP_UCACHE_WAYS - 1));
+	__u32 victim = TP_UCACHE_WAYS, way = TP_UCACHE_WAYS;
+	for (int i = 0; i < TP_UCACHE_WAYS; i++) {
+		struct tp_ucache_entry *e = &uc->way[i];
+		if (e->stack && e->ip == ip && e->sp == sp && e->bp == bp) {
+			way = i;
+			break;
+		}
+		if (!e->stack && victim == TP_UCACHE_WAYS)
+			victim = i;
+	}
+	*found = way < TP_UCACHE_WAYS;
+	if (way == TP_UCACHE_WAYS)
+		way = victim < TP_UCACHE_WAYS ? victim : uc->next++;
+	uc->cur = way;
+	way = *(volatile __u32 *)&uc->cur;
+	return &uc->way[way & (TP_UCACHE_WAYS - 1)];
 }
 
-static __always_inline void tp_ucache_store(struct tp_ucache_scratch *c, __u32 tid, __u32 tgid, __u32 generation,
-					    __u64 ip, __u64 sp, __u64 bp, __u64 stack)
+/* Records the walk just done (c->addr/val) in way e. */
+static __always_inline void tp_ucache_store(struct tp_ucache_scratch *c, struct tp_ucache_entry *e, __u32 tgid,
+					    __u32 generation, __u64 ip, __u64 sp, __u64 bp, __u64 stack)
 {
-	struct tp_ucache_entry *e = &c->entry;
 	__u64 lo = ~0ULL, hi = 0;
 	__u32 n = c->n;
+	e->stack = 0; /* stays empty unless this walk is kept */
 	if (c->bad || n == 0 || n > TP_UCACHE_WORDS || !stack)
 		return;
 	for (int i = 0; i < TP_UCACHE_WORDS; i++) {
@@ -577,20 +600,20 @@ static __always_inline void tp_ucache_store(struct tp_ucache_scratch *c, __u32 t
 	e->generation = generation;
 	e->span = hi - lo + 8;
 	e->nwords = n;
-	__u64 key = tp_ucache_key(tid, ip, sp);
-	bpf_map_update_elem(&ucache, &key, e, BPF_ANY);
 }
 
 /* tp_current_user_stack with the per-thread cache (see struct
  * tp_ucache_entry): the same stack hash, without the walk when the thread
  * is where its last walk found it. */
-static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid, __u32 tid)
+static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
 	struct tp_ucache_scratch *c = tp_ucache_scratch();
 	struct tp_ucache_entry *e;
+	struct tp_ucache *uc;
 	struct tp_proc_maps *pm;
+	bool found;
 	__u32 generation;
 	__u64 ip, sp, bp, h;
 	if (!regs || !c)
@@ -606,9 +629,11 @@ static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid, __u32 tid)
 	    (bpf_core_type_exists(struct return_instance) && task->utask && task->utask->return_instances))
 		return tp_user_stack(tgid, ip, sp, bp);
 	generation = pm->generation;
-	__u64 key = tp_ucache_key(tid, ip, sp);
-	e = bpf_map_lookup_elem(&ucache, &key);
-	if (e && e->ip == ip && e->sp == sp && e->bp == bp && e->tgid == tgid && e->generation == generation) {
+	uc = bpf_task_storage_get(&ucache, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!uc)
+		return tp_user_stack(tgid, ip, sp, bp);
+	e = tp_ucache_way(uc, ip, sp, bp, &found);
+	if (found && e->tgid == tgid && e->generation == generation) {
 		if (tp_ucache_valid(c, e)) {
 			tp_count_error(TP_CTR_UNWIND_CACHE_HITS);
 			return e->stack;
@@ -617,7 +642,7 @@ static __always_inline __u64 tp_current_user_stack_cached(__u32 tgid, __u32 tid)
 	c->n = 0;
 	c->bad = 0;
 	h = tp_user_stack(tgid, ip, sp, bp);
-	tp_ucache_store(c, tid, tgid, generation, ip, sp, bp, h);
+	tp_ucache_store(c, e, tgid, generation, ip, sp, bp, h);
 	c->bad = 1; /* walks outside this function are not recorded */
 	return h;
 }
