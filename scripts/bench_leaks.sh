@@ -144,6 +144,7 @@ run_phase() {
   RESULT_JSON=""
   local phase=$1 round=$2 ops=$TRACED_OPS fx tool="" log=$WORK/$1.$2.log marker="" out=$WORK/$1.$2.fixture
   [ "$phase" = none ] && ops=$OPS
+  : > "$out"  # exists before the fixture's shell opens it (the ready poll reads it)
   "$FIXTURE" --bench "$ops" --wait-for-signal > "$out" 2> "$out.err" & fx=$!; PIDS+=("$fx")
   for _ in $(seq 100); do grep -q '^ready' "$out" && break; sleep 0.05; done
   grep -q '^ready' "$out" || { skip "$phase" "fixture did not start: $(tail -1 "$out.err")"; kill "$fx"; return 0; }
