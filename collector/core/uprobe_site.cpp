@@ -301,6 +301,29 @@ Result<std::unique_ptr<UprobeSiteChooser>> UprobeSiteChooser::open(const std::st
       return Error::from_errno("cannot read the code of " + path, errno);
     c->text_.push_back(std::move(seg));
   }
+  // Every byte position read as a direct branch (rel32 call/jmp/jcc, rel8
+  // jmp/jcc/loop): (target, position), sorted by target. One pass here;
+  // each query is then a range lookup.
+  for (const Segment& seg : c->text_) {
+    const uint8_t* b = seg.bytes.data();
+    size_t n = seg.bytes.size();
+    for (size_t i = 0; i < n; i++) {
+      uint64_t at = seg.vaddr + i;
+      uint8_t op = b[i];
+      if ((op == 0xe8 || op == 0xe9) && i + 5 <= n) {
+        int32_t rel;
+        std::memcpy(&rel, b + i + 1, 4);
+        c->byte_branches_.emplace_back(at + 5 + static_cast<int64_t>(rel), at);
+      } else if (op == 0x0f && i + 6 <= n && b[i + 1] >= 0x80 && b[i + 1] <= 0x8f) {
+        int32_t rel;
+        std::memcpy(&rel, b + i + 2, 4);
+        c->byte_branches_.emplace_back(at + 6 + static_cast<int64_t>(rel), at);
+      }
+      if ((op == 0xeb || (op >= 0x70 && op <= 0x7f) || (op >= 0xe0 && op <= 0xe3)) && i + 2 <= n)
+        c->byte_branches_.emplace_back(at + 2 + static_cast<int64_t>(static_cast<int8_t>(b[i + 1])), at);
+    }
+  }
+  std::sort(c->byte_branches_.begin(), c->byte_branches_.end());
   Elf_Scn* scn = nullptr;
   while ((scn = elf_nextscn(elf, scn)) != nullptr) {
     GElf_Shdr shdr;
@@ -402,29 +425,11 @@ std::vector<uint64_t> UprobeSiteChooser::branch_targets_into(uint64_t vaddr, uin
   auto add = [&](uint64_t at, uint64_t t) {
     if (in_window(t) && real_branch_at(at)) out.push_back(t);
   };
-  for (const Segment& s : text_) {
-    const uint8_t* b = s.bytes.data();
-    size_t n = s.bytes.size();
-    for (size_t i = 0; i < n; i++) {
-      uint64_t at = s.vaddr + i;
-      if (fn_size && at >= vaddr && at < vaddr + fn_size) {
-        i += fn_size - (at - vaddr) - 1;  // decoded above
-        continue;
-      }
-      uint8_t op = b[i];
-      if ((op == 0xe8 || op == 0xe9) && i + 5 <= n) {
-        int32_t rel;
-        std::memcpy(&rel, b + i + 1, 4);
-        add(at, at + 5 + static_cast<int64_t>(rel));
-      } else if (op == 0x0f && i + 6 <= n && b[i + 1] >= 0x80 && b[i + 1] <= 0x8f) {
-        int32_t rel;
-        std::memcpy(&rel, b + i + 2, 4);
-        add(at, at + 6 + static_cast<int64_t>(rel));
-      }
-      if ((op == 0xeb || (op >= 0x70 && op <= 0x7f) || (op >= 0xe0 && op <= 0xe3)) && i + 2 <= n) {
-        add(at, at + 2 + static_cast<int64_t>(static_cast<int8_t>(b[i + 1])));
-      }
-    }
+  auto from = std::lower_bound(byte_branches_.begin(), byte_branches_.end(), std::make_pair(lo, uint64_t{0}));
+  for (auto it = from; it != byte_branches_.end() && it->first <= hi; ++it) {
+    uint64_t at = it->second;
+    if (fn_size && at >= vaddr && at < vaddr + fn_size) continue;  // decoded above
+    add(at, it->first);
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

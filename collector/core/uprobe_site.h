@@ -37,6 +37,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
@@ -99,6 +100,9 @@ class UprobeSiteChooser {
   const uint8_t* code_at(uint64_t vaddr, size_t* left) const;
   std::vector<Segment> text_;
   std::map<uint64_t, uint64_t> functions_;  // start -> size (symbols with a size)
+  // (target, position) of every byte position that reads as a direct
+  // branch, sorted: a superset of the object's direct branches.
+  std::vector<std::pair<uint64_t, uint64_t>> byte_branches_;
 };
 
 }  // namespace tickprobe

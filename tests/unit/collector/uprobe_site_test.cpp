@@ -11,7 +11,9 @@
 
 #include <capstone/capstone.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -203,7 +205,7 @@ TEST(UprobeSite, RealAllocatorsGetCheapSites) {
   };
   const Fn fns[] = {{"malloc", 1, true}, {"free", 1, false}, {"calloc", 2, true}, {"realloc", 2, true},
                     {"posix_memalign", 3, true}, {"aligned_alloc", 2, true}};
-  int checked = 0;
+  int checked = 0, inner_jumps = 0;
   for (const Lib& lib : libs) {
     if (access(lib.path, R_OK) != 0) {
       ASSERT_FALSE(lib.required) << lib.path;
@@ -228,6 +230,26 @@ TEST(UprobeSite, RealAllocatorsGetCheapSites) {
       // The object-wide scan agrees that nothing lands inside the prefix.
       for (uint64_t t : (*chooser)->branch_targets_into(vaddr, s.delta))
         ADD_FAILURE() << where << ": branch target " << std::hex << t << " inside the skipped prefix";
+      // No false negatives: every direct jump found by decoding the
+      // function's first 160 bytes that lands inside them is in the index.
+      {
+        std::vector<uint8_t> head = read_code(lib.path, vaddr, 160);
+        auto found = (*chooser)->branch_targets_into(vaddr, 160);
+        csh cs;
+        ASSERT_EQ(cs_open(CS_ARCH_X86, CS_MODE_64, &cs), CS_ERR_OK);
+        cs_insn* insn = nullptr;
+        size_t n = cs_disasm(cs, head.data(), head.size(), vaddr, 0, &insn);
+        for (size_t i = 0; i < n; i++) {
+          if (insn[i].mnemonic[0] != 'j' || std::strncmp(insn[i].op_str, "0x", 2) != 0) continue;
+          uint64_t t = std::stoull(insn[i].op_str, nullptr, 16);
+          if (t <= vaddr || t > vaddr + 160) continue;
+          inner_jumps++;
+          EXPECT_TRUE(std::binary_search(found.begin(), found.end(), t))
+              << where << ": the jump at " << std::hex << insn[i].address << " to " << t << " was not found";
+        }
+        if (insn) cs_free(insn, n);
+        cs_close(&cs);
+      }
       // Re-decode the prefix independently.
       expect_straight_line_to(where, read_code(lib.path, vaddr, s.delta + 16), vaddr, s.delta);
       checked++;
@@ -239,6 +261,7 @@ TEST(UprobeSite, RealAllocatorsGetCheapSites) {
     }
   }
   EXPECT_GE(checked, 4);
+  EXPECT_GT(inner_jumps, 0);  // the index check above did compare something
 }
 
 }  // namespace
