@@ -332,13 +332,18 @@ Result<std::unique_ptr<UprobeSiteChooser>> UprobeSiteChooser::open(const std::st
     if (!data || !data->d_buf || shdr.sh_entsize == 0) continue;
     for (size_t i = 0; i < shdr.sh_size / shdr.sh_entsize; ++i) {
       GElf_Sym sym;
-      if (!gelf_getsym(data, static_cast<int>(i), &sym) || GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-          sym.st_shndx == SHN_UNDEF || sym.st_size == 0 || sym.st_size > kMaxFunctionBytes)
-        continue;
+      if (!gelf_getsym(data, static_cast<int>(i), &sym) || sym.st_shndx == SHN_UNDEF) continue;
+      int type = GELF_ST_TYPE(sym.st_info);
+      // Any symbol in the code may be entered from outside (another
+      // object's call, a function falling through into the next one).
+      if (type == STT_FUNC || type == STT_GNU_IFUNC || type == STT_NOTYPE) c->symbol_starts_.push_back(sym.st_value);
+      if (type != STT_FUNC || sym.st_size == 0 || sym.st_size > kMaxFunctionBytes) continue;
       uint64_t& size = c->functions_[sym.st_value];
       size = std::max<uint64_t>(size, sym.st_size);
     }
   }
+  std::sort(c->symbol_starts_.begin(), c->symbol_starts_.end());
+  c->symbol_starts_.erase(std::unique(c->symbol_starts_.begin(), c->symbol_starts_.end()), c->symbol_starts_.end());
   return c;
 }
 
@@ -446,7 +451,13 @@ UprobeSite UprobeSiteChooser::choose(uint64_t vaddr, const UprobeSiteRequest& re
   }
   size_t len = std::min(avail, kMaxBlockBytes);
   if (auto it = functions_.find(vaddr); it != functions_.end()) len = std::min<size_t>(len, it->second);
-  return choose_uprobe_site(code, len, vaddr, req, branch_targets_into(vaddr, len));
+  std::vector<uint64_t> entered = branch_targets_into(vaddr, len);
+  // Another symbol inside the block is another way in: a function that
+  // falls through into the next one must not take that one's calls.
+  for (auto it = std::upper_bound(symbol_starts_.begin(), symbol_starts_.end(), vaddr);
+       it != symbol_starts_.end() && *it <= vaddr + len; ++it)
+    entered.push_back(*it);
+  return choose_uprobe_site(code, len, vaddr, req, entered);
 }
 
 }  // namespace tickprobe

@@ -16,11 +16,13 @@
 // entry up to and including its first branch) and takes the cheapest
 // instruction where
 //   - every call has executed exactly the instructions before it: none of
-//     them transfers control, and no direct branch anywhere in the object's
-//     executable code lands after the entry and at or before it (an object
-//     wide scan: rel32 forms at every byte, rel8 forms near the function;
-//     byte positions that only look like branches make it more careful,
-//     never less). Indirect jumps into a prologue are assumed not to exist;
+//     them transfers control, no other symbol starts after the entry and at
+//     or before it (a function falling through into the next), and no
+//     direct branch anywhere in the object's executable code lands there (an
+//     object-wide scan of every byte position; positions that only look like
+//     branches are dropped when decoding their function says so, else they
+//     make it more careful, never less). Indirect jumps into a prologue are
+//     assumed not to exist;
 //   - each argument the program reads is still in some register (moves
 //     between 64-bit registers are followed: the cookie names the register,
 //     bpf/include/uprobe_args.h);
@@ -103,6 +105,7 @@ class UprobeSiteChooser {
   // (target, position) of every byte position that reads as a direct
   // branch, sorted: a superset of the object's direct branches.
   std::vector<std::pair<uint64_t, uint64_t>> byte_branches_;
+  std::vector<uint64_t> symbol_starts_;  // every code symbol's address, sorted
 };
 
 }  // namespace tickprobe
