@@ -23,37 +23,41 @@ constexpr size_t kMaxBlockBytes = 160;
 constexpr uint64_t kMaxFunctionBytes = 1 << 20;
 constexpr int kRsp = 4;
 
-// x86 register number (encoding order) of a general-purpose register of
-// any width, -1 for anything else.
+// Each general-purpose register's names by width, in x86 encoding order
+// (the row is the register number); the first is the 64-bit one.
+constexpr unsigned kGprNames[16][5] = {
+    {X86_REG_RAX, X86_REG_EAX, X86_REG_AX, X86_REG_AL, X86_REG_AH},
+    {X86_REG_RCX, X86_REG_ECX, X86_REG_CX, X86_REG_CL, X86_REG_CH},
+    {X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL, X86_REG_DH},
+    {X86_REG_RBX, X86_REG_EBX, X86_REG_BX, X86_REG_BL, X86_REG_BH},
+    {X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL, X86_REG_INVALID},
+    {X86_REG_RBP, X86_REG_EBP, X86_REG_BP, X86_REG_BPL, X86_REG_INVALID},
+    {X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL, X86_REG_INVALID},
+    {X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL, X86_REG_INVALID},
+    {X86_REG_R8, X86_REG_R8D, X86_REG_R8W, X86_REG_R8B, X86_REG_INVALID},
+    {X86_REG_R9, X86_REG_R9D, X86_REG_R9W, X86_REG_R9B, X86_REG_INVALID},
+    {X86_REG_R10, X86_REG_R10D, X86_REG_R10W, X86_REG_R10B, X86_REG_INVALID},
+    {X86_REG_R11, X86_REG_R11D, X86_REG_R11W, X86_REG_R11B, X86_REG_INVALID},
+    {X86_REG_R12, X86_REG_R12D, X86_REG_R12W, X86_REG_R12B, X86_REG_INVALID},
+    {X86_REG_R13, X86_REG_R13D, X86_REG_R13W, X86_REG_R13B, X86_REG_INVALID},
+    {X86_REG_R14, X86_REG_R14D, X86_REG_R14W, X86_REG_R14B, X86_REG_INVALID},
+    {X86_REG_R15, X86_REG_R15D, X86_REG_R15W, X86_REG_R15B, X86_REG_INVALID},
+};
+
+// x86 register number of a general-purpose register of any width, -1 for
+// anything else.
 int gpr_number(unsigned reg) {
-  switch (reg) {
-    case X86_REG_RAX: case X86_REG_EAX: case X86_REG_AX: case X86_REG_AL: case X86_REG_AH: return 0;
-    case X86_REG_RCX: case X86_REG_ECX: case X86_REG_CX: case X86_REG_CL: case X86_REG_CH: return 1;
-    case X86_REG_RDX: case X86_REG_EDX: case X86_REG_DX: case X86_REG_DL: case X86_REG_DH: return 2;
-    case X86_REG_RBX: case X86_REG_EBX: case X86_REG_BX: case X86_REG_BL: case X86_REG_BH: return 3;
-    case X86_REG_RSP: case X86_REG_ESP: case X86_REG_SP: case X86_REG_SPL: return 4;
-    case X86_REG_RBP: case X86_REG_EBP: case X86_REG_BP: case X86_REG_BPL: return 5;
-    case X86_REG_RSI: case X86_REG_ESI: case X86_REG_SI: case X86_REG_SIL: return 6;
-    case X86_REG_RDI: case X86_REG_EDI: case X86_REG_DI: case X86_REG_DIL: return 7;
-    case X86_REG_R8: case X86_REG_R8D: case X86_REG_R8W: case X86_REG_R8B: return 8;
-    case X86_REG_R9: case X86_REG_R9D: case X86_REG_R9W: case X86_REG_R9B: return 9;
-    case X86_REG_R10: case X86_REG_R10D: case X86_REG_R10W: case X86_REG_R10B: return 10;
-    case X86_REG_R11: case X86_REG_R11D: case X86_REG_R11W: case X86_REG_R11B: return 11;
-    case X86_REG_R12: case X86_REG_R12D: case X86_REG_R12W: case X86_REG_R12B: return 12;
-    case X86_REG_R13: case X86_REG_R13D: case X86_REG_R13W: case X86_REG_R13B: return 13;
-    case X86_REG_R14: case X86_REG_R14D: case X86_REG_R14W: case X86_REG_R14B: return 14;
-    case X86_REG_R15: case X86_REG_R15D: case X86_REG_R15W: case X86_REG_R15B: return 15;
-    default: return -1;
-  }
+  if (reg == X86_REG_INVALID) return -1;
+  for (int r = 0; r < 16; r++)
+    for (unsigned name : kGprNames[r])
+      if (name == reg) return r;
+  return -1;
 }
 
 bool is_64bit_gpr(unsigned reg) {
-  switch (reg) {
-    case X86_REG_RAX: case X86_REG_RCX: case X86_REG_RDX: case X86_REG_RBX: case X86_REG_RSP: case X86_REG_RBP:
-    case X86_REG_RSI: case X86_REG_RDI: case X86_REG_R8: case X86_REG_R9: case X86_REG_R10: case X86_REG_R11:
-    case X86_REG_R12: case X86_REG_R13: case X86_REG_R14: case X86_REG_R15: return true;
-    default: return false;
-  }
+  for (const auto& row : kGprNames)
+    if (row[0] == reg) return true;
+  return false;
 }
 
 bool is_prefix(uint8_t b) {
@@ -99,9 +103,12 @@ bool direct_branch_target(const cs_insn& in, uint64_t* target) {
 
 const char* uprobe_cost_name(UprobeCost c) {
   switch (c) {
-    case UprobeCost::kOptimized: return "optimized";
-    case UprobeCost::kEmulated: return "emulated";
-    case UprobeCost::kSingleStep: return "single-stepped";
+    case UprobeCost::kOptimized:
+      return "optimized";
+    case UprobeCost::kEmulated:
+      return "emulated";
+    case UprobeCost::kSingleStep:
+      return "single-stepped";
   }
   return "?";
 }
@@ -209,9 +216,8 @@ UprobeSite choose_uprobe_site(const uint8_t* code, size_t len, uint64_t vaddr, c
       break;
     }
     // Control transfer: the block ends here (a direct one was a candidate).
-    bool transfer = has_group(*in, X86_GRP_JUMP) || has_group(*in, X86_GRP_CALL) ||
-                    has_group(*in, X86_GRP_RET) || has_group(*in, X86_GRP_INT) ||
-                    has_group(*in, X86_GRP_IRET) || in->id == X86_INS_SYSCALL ||
+    bool transfer = has_group(*in, X86_GRP_JUMP) || has_group(*in, X86_GRP_CALL) || has_group(*in, X86_GRP_RET) ||
+                    has_group(*in, X86_GRP_INT) || has_group(*in, X86_GRP_IRET) || in->id == X86_INS_SYSCALL ||
                     in->id == X86_INS_SYSENTER || in->id == X86_INS_UD2 || in->id == X86_INS_HLT;
     if (transfer) {
       best.limited_by = "first branch at +" + std::to_string(at - vaddr);

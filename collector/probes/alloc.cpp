@@ -274,7 +274,8 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
     // The cheapest sound instruction for both probes (core/uprobe_site.h):
     // a single-stepped entry costs ~20 us a call, an emulated one ~1 us.
     UprobeSite site;
-    if (const UprobeSiteChooser* chooser = site_chooser(path)) site = chooser->choose(addr, {args_of(ep.enter), ep.exit != nullptr});
+    if (const UprobeSiteChooser* chooser = site_chooser(path))
+      site = chooser->choose(addr, {args_of(ep.enter), ep.exit != nullptr});
     cookie |= site.cookie_bits();
     const uint64_t at = *file_off + site.delta;
     TP_LOG_DEBUG("alloc: %s probed at +%llu (%s, %s; entry %s; %s)", fname.c_str(),

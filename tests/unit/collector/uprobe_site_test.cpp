@@ -26,24 +26,26 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-UprobeCost cost(const Bytes& b, uint64_t vaddr = 0x1000) { return uprobe_cost(b.data(), b.size(), vaddr); }
+UprobeCost cost(const Bytes& b, uint64_t vaddr = 0x1000) {
+  return uprobe_cost(b.data(), b.size(), vaddr);
+}
 
 TEST(UprobeCost, KernelClasses) {
-  EXPECT_EQ(cost({0x53}), UprobeCost::kEmulated);                          // push %rbx
-  EXPECT_EQ(cost({0x41, 0x54}), UprobeCost::kEmulated);                    // push %r12
-  EXPECT_EQ(cost({0x66, 0x50}), UprobeCost::kSingleStep);                  // pushw %ax
-  EXPECT_EQ(cost({0x74, 0x05}), UprobeCost::kEmulated);                    // je
-  EXPECT_EQ(cost({0x0f, 0x87, 1, 0, 0, 0}), UprobeCost::kEmulated);        // ja rel32
+  EXPECT_EQ(cost({0x53}), UprobeCost::kEmulated);                            // push %rbx
+  EXPECT_EQ(cost({0x41, 0x54}), UprobeCost::kEmulated);                      // push %r12
+  EXPECT_EQ(cost({0x66, 0x50}), UprobeCost::kSingleStep);                    // pushw %ax
+  EXPECT_EQ(cost({0x74, 0x05}), UprobeCost::kEmulated);                      // je
+  EXPECT_EQ(cost({0x0f, 0x87, 1, 0, 0, 0}), UprobeCost::kEmulated);          // ja rel32
   EXPECT_EQ(cost({0x66, 0x0f, 0x84, 1, 0, 0, 0}), UprobeCost::kSingleStep);  // 0x66 branch: refused by the kernel
-  EXPECT_EQ(cost({0xe8, 0, 0, 0, 0}), UprobeCost::kEmulated);              // call
-  EXPECT_EQ(cost({0xe9, 0, 0, 0, 0}), UprobeCost::kEmulated);              // jmp
-  EXPECT_EQ(cost({0xf2, 0xe9, 0, 0, 0, 0}), UprobeCost::kEmulated);        // bnd jmp
+  EXPECT_EQ(cost({0xe8, 0, 0, 0, 0}), UprobeCost::kEmulated);                // call
+  EXPECT_EQ(cost({0xe9, 0, 0, 0, 0}), UprobeCost::kEmulated);                // jmp
+  EXPECT_EQ(cost({0xf2, 0xe9, 0, 0, 0, 0}), UprobeCost::kEmulated);          // bnd jmp
   EXPECT_EQ(cost({0x90}), UprobeCost::kEmulated);
-  EXPECT_EQ(cost({0xf3, 0x90}), UprobeCost::kEmulated);                    // pause: "prefix* + nop"
-  EXPECT_EQ(cost({0x41, 0x90}), UprobeCost::kSingleStep);                  // xchg %eax,%r8d
-  EXPECT_EQ(cost({0x66, 0x0f, 0x1f, 0x44, 0, 0}), UprobeCost::kEmulated);  // x86_nops[6]
-  EXPECT_EQ(cost({0x0f, 0x1f, 0x44, 0, 0}), UprobeCost::kOptimized);       // nop5
-  EXPECT_EQ(cost({0x0f, 0x1f, 0x44, 0, 0}, 0x1ffd), UprobeCost::kEmulated);  // crosses a page: not optimized
+  EXPECT_EQ(cost({0xf3, 0x90}), UprobeCost::kEmulated);                         // pause: "prefix* + nop"
+  EXPECT_EQ(cost({0x41, 0x90}), UprobeCost::kSingleStep);                       // xchg %eax,%r8d
+  EXPECT_EQ(cost({0x66, 0x0f, 0x1f, 0x44, 0, 0}), UprobeCost::kEmulated);       // x86_nops[6]
+  EXPECT_EQ(cost({0x0f, 0x1f, 0x44, 0, 0}), UprobeCost::kOptimized);            // nop5
+  EXPECT_EQ(cost({0x0f, 0x1f, 0x44, 0, 0}, 0x1ffd), UprobeCost::kEmulated);     // crosses a page: not optimized
   EXPECT_EQ(cost({0x48, 0x81, 0xff, 0, 0x10, 0, 0}), UprobeCost::kSingleStep);  // cmp $0x1000,%rdi
   EXPECT_EQ(cost({0x48, 0x89, 0xf8}), UprobeCost::kSingleStep);                 // mov %rdi,%rax
   EXPECT_EQ(cost({0x48, 0x85, 0xff}), UprobeCost::kSingleStep);                 // test %rdi,%rdi
@@ -61,8 +63,8 @@ UprobeSite choose(const Bytes& code, uint32_t args, bool ret, const std::vector<
 }
 
 // jemalloc 5.3's malloc: cmp $0x1000,%rdi; ja slow; lea ...
-const Bytes kJemallocMalloc = {0x48, 0x81, 0xff, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x87, 0x93, 0x00, 0x00, 0x00,
-                               0x48, 0x8d, 0x15, 0x5c, 0x7f, 0x2c, 0x00};
+const Bytes kJemallocMalloc = {0x48, 0x81, 0xff, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x87, 0x93,
+                               0x00, 0x00, 0x00, 0x48, 0x8d, 0x15, 0x5c, 0x7f, 0x2c, 0x00};
 
 TEST(UprobeSite, MovesPastASingleSteppedCompareToTheBranch) {
   UprobeSite s = choose(kJemallocMalloc, 1, true);
@@ -85,8 +87,8 @@ TEST(UprobeSite, ABranchIntoTheBlockKeepsTheEntry) {
 TEST(UprobeSite, FollowsAnArgumentMovedToAnotherRegister) {
   // mimalloc 2.0's malloc: mov 0xb449(%rip),%rax; mov %rdi,%rsi;
   // mov %fs:(%rax),%rdi; cmp $0x400,%rsi; ja
-  const Bytes code = {0x48, 0x8b, 0x05, 0x49, 0xb4, 0x00, 0x00, 0x48, 0x89, 0xfe, 0x64, 0x48, 0x8b,
-                      0x38, 0x48, 0x81, 0xfe, 0x00, 0x04, 0x00, 0x00, 0x77, 0x29};
+  const Bytes code = {0x48, 0x8b, 0x05, 0x49, 0xb4, 0x00, 0x00, 0x48, 0x89, 0xfe, 0x64, 0x48,
+                      0x8b, 0x38, 0x48, 0x81, 0xfe, 0x00, 0x04, 0x00, 0x00, 0x77, 0x29};
   UprobeSite s = choose(code, 1, true);
   EXPECT_EQ(s.delta, 21u);
   EXPECT_EQ(s.cost, UprobeCost::kEmulated);
@@ -203,8 +205,8 @@ TEST(UprobeSite, RealAllocatorsGetCheapSites) {
     uint32_t args;
     bool ret;
   };
-  const Fn fns[] = {{"malloc", 1, true}, {"free", 1, false}, {"calloc", 2, true}, {"realloc", 2, true},
-                    {"posix_memalign", 3, true}, {"aligned_alloc", 2, true}};
+  const Fn fns[] = {{"malloc", 1, true},  {"free", 1, false},          {"calloc", 2, true},
+                    {"realloc", 2, true}, {"posix_memalign", 3, true}, {"aligned_alloc", 2, true}};
   int checked = 0, inner_jumps = 0;
   for (const Lib& lib : libs) {
     if (access(lib.path, R_OK) != 0) {
