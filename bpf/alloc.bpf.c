@@ -16,6 +16,7 @@
  * map lookup and no stack walk; their frees are a miss in `allocs`. */
 #include "common.bpf.h"
 #include "unwind.bpf.h"
+#include "uprobe_args.bpf.h"
 #include "alloc.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -232,56 +233,67 @@ static __always_inline void on_free(__u64 ptr, __u64 cookie)
 		count_untracked_free(tgid, ptr, cookie);
 }
 
+/* The entry programs read their arguments through tp_uprobe_arg: the probe
+ * may sit on the first cheap instruction past the entry, where an argument
+ * can be in another register (the cookie says which; bpf/include/uprobe_args.h). */
+#define ARG(i) tp_uprobe_arg(ctx, cookie, (i))
+
 SEC("uprobe")
-int BPF_KPROBE(malloc_enter, __u64 size)
+int malloc_enter(struct pt_regs *ctx)
 {
-	return on_alloc_enter(ctx, size, 0);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_alloc_enter(ctx, ARG(0), 0);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(calloc_enter, __u64 n, __u64 size)
+int calloc_enter(struct pt_regs *ctx)
 {
-	return on_alloc_enter(ctx, n * size, 0);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_alloc_enter(ctx, ARG(0) * ARG(1), 0);
 }
 
 /* realloc(ptr, n), rallocx(ptr, n, flags): frees ptr, allocates n. A
  * realloc made inside another allocator call (reallocarray calling realloc)
  * is left to the outer one, which frees the same block. */
-static __always_inline int on_realloc_enter(struct pt_regs *ctx, __u64 ptr, __u64 size)
+static __always_inline int on_realloc_enter(struct pt_regs *ctx, __u64 ptr, __u64 size, __u64 cookie)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct alloc_thread *t = bpf_map_lookup_elem(&alloc_threads, &tid);
 	if (t && t->active)
 		return on_alloc_enter(ctx, size, 0); /* counts it as nested */
-	on_free(ptr, bpf_get_attach_cookie(ctx));
+	on_free(ptr, cookie);
 	return on_alloc_enter(ctx, size, 0);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(realloc_enter, __u64 ptr, __u64 size)
+int realloc_enter(struct pt_regs *ctx)
 {
-	return on_realloc_enter(ctx, ptr, size);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_realloc_enter(ctx, ARG(0), ARG(1), cookie);
 }
 
 /* reallocarray(ptr, n, size) */
 SEC("uprobe")
-int BPF_KPROBE(reallocarray_enter, __u64 ptr, __u64 n, __u64 size)
+int reallocarray_enter(struct pt_regs *ctx)
 {
-	return on_realloc_enter(ctx, ptr, n * size);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_realloc_enter(ctx, ARG(0), ARG(1) * ARG(2), cookie);
 }
 
 /* memalign(align, size), aligned_alloc(align, size) */
 SEC("uprobe")
-int BPF_KPROBE(memalign_enter, __u64 align, __u64 size)
+int memalign_enter(struct pt_regs *ctx)
 {
-	return on_alloc_enter(ctx, size, 0);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_alloc_enter(ctx, ARG(1), 0);
 }
 
 /* posix_memalign(void **memptr, size_t align, size_t size) */
 SEC("uprobe")
-int BPF_KPROBE(posix_memalign_enter, __u64 memptr, __u64 align, __u64 size)
+int posix_memalign_enter(struct pt_regs *ctx)
 {
-	return on_alloc_enter(ctx, size, memptr);
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	return on_alloc_enter(ctx, ARG(2), ARG(0));
 }
 
 SEC("uretprobe")
@@ -304,9 +316,10 @@ int BPF_KRETPROBE(posix_memalign_exit, int ret)
 }
 
 SEC("uprobe")
-int BPF_KPROBE(free_enter, __u64 ptr)
+int free_enter(struct pt_regs *ctx)
 {
-	on_free(ptr, bpf_get_attach_cookie(ctx));
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	on_free(ARG(0), cookie);
 	return 0;
 }
 

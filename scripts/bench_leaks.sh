@@ -123,10 +123,11 @@ while time.monotonic() < deadline:
     with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
         armed = 0
         for a, o in zip(addrs, offsets):
-            # A breakpoint in the first 16 bytes (tickprobe probes free()
-            # past its NULL check, where the uprobe need not single-step).
+            # A breakpoint in the first 160 bytes: tickprobe probes the first
+            # instruction the kernel emulates, up to 160 bytes past the entry
+            # (collector/core/uprobe_site.h), e.g. jemalloc's free at +48.
             mem.seek(a)
-            armed += mem.read(16) != data[o:o + 16]
+            armed += mem.read(160) != data[o:o + 160]
     if armed == len(addrs):
         sys.exit(0)
     time.sleep(0.05)
@@ -143,6 +144,7 @@ run_phase() {
   RESULT_JSON=""
   local phase=$1 round=$2 ops=$TRACED_OPS fx tool="" log=$WORK/$1.$2.log marker="" out=$WORK/$1.$2.fixture
   [ "$phase" = none ] && ops=$OPS
+  : > "$out"  # exists before the fixture's shell opens it (the ready poll reads it)
   "$FIXTURE" --bench "$ops" --wait-for-signal > "$out" 2> "$out.err" & fx=$!; PIDS+=("$fx")
   for _ in $(seq 100); do grep -q '^ready' "$out" && break; sleep 0.05; done
   grep -q '^ready' "$out" || { skip "$phase" "fixture did not start: $(tail -1 "$out.err")"; kill "$fx"; return 0; }

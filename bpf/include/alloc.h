@@ -22,7 +22,9 @@ enum alloc_kind {
 };
 
 /* The uprobe's attach cookie (bpf_get_attach_cookie): facts about the
- * object the probed entry point lives in. */
+ * object the probed entry point lives in (low bits), and from bit
+ * UPROBE_ARGS_SHIFT the registers holding the arguments at the probed
+ * instruction (uprobe_args.h). */
 #define ALLOC_COOKIE_GLIBC 1ULL /* glibc malloc: chunk headers are readable */
 
 struct alloc_key {

@@ -19,6 +19,7 @@
 #include "bpf/include/alloc.h"
 #include "alloc.skel.h"
 #include "runtime/function_sites.h"
+#include "core/uprobe_site.h"
 #include "unwind/go_layout.h"
 #include "symbolize/elf_info.h"
 #include "symbolize/link_order.h"
@@ -28,30 +29,6 @@
 namespace tickprobe {
 
 namespace {
-
-// Where to put free()'s entry probe. glibc's free starts with
-// `test %rdi,%rdi; je <return>`: the uprobe must single-step `test` out of
-// line (about 4 us a hit here), while a `push` right after it is emulated
-// (about 1 us). Only free(NULL) skips the later spot, and free(NULL) frees
-// nothing. Returns the file offset to probe (unchanged when the code does
-// not have that exact shape).
-uint64_t past_null_check(const std::string& path, uint64_t off) {
-  unsigned char b[16] = {};
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return off;
-  ssize_t n = pread(fd, b, sizeof(b), static_cast<off_t>(off));
-  close(fd);
-  if (n != static_cast<ssize_t>(sizeof(b))) return off;
-  size_t i = 0;
-  if (b[0] == 0xf3 && b[1] == 0x0f && b[2] == 0x1e && b[3] == 0xfa) i = 4;  // endbr64
-  if (!(b[i] == 0x48 && b[i + 1] == 0x85 && b[i + 2] == 0xff)) return off;   // test %rdi,%rdi
-  i += 3;
-  if (b[i] == 0x74) i += 2;                               // je rel8
-  else if (b[i] == 0x0f && b[i + 1] == 0x84) i += 6;      // je rel32
-  else return off;
-  bool push = b[i] == 0x55 || b[i] == 0x53 || (b[i] == 0x41 && b[i + 1] >= 0x50 && b[i + 1] <= 0x57);
-  return push ? off + i : off;
-}
 
 }  // namespace
 
@@ -246,6 +223,25 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
     return nullptr;
   };
 
+  // Integer arguments each entry program reads (bpf/alloc.bpf.c).
+  auto args_of = [&](bpf_program* prog) -> uint32_t {
+    if (prog == skel_->progs.calloc_enter || prog == skel_->progs.realloc_enter || prog == skel_->progs.memalign_enter)
+      return 2;
+    if (prog == skel_->progs.reallocarray_enter || prog == skel_->progs.posix_memalign_enter) return 3;
+    return 1;  // malloc_enter (size), free_enter (ptr)
+  };
+  // One chooser per object: it reads the object's code once.
+  std::map<std::string, std::unique_ptr<UprobeSiteChooser>> choosers;
+  auto site_chooser = [&](const std::string& path) -> const UprobeSiteChooser* {
+    auto it = choosers.find(path);
+    if (it == choosers.end()) {
+      auto c = UprobeSiteChooser::open(path);
+      if (!c) TP_LOG_DEBUG("alloc: probing entries in %s: %s", path.c_str(), c.error().message.c_str());
+      it = choosers.emplace(path, c ? c.take() : nullptr).first;
+    }
+    return it->second.get();
+  };
+
   AllocAttachReport rep;
   std::vector<BpfLink> links;
   std::set<std::pair<std::string, uint64_t>> attached_at;  // aliases (aligned_alloc = memalign) once
@@ -264,7 +260,7 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
     uint64_t addr = definitions(*obj).at(fname);
     if (!attached_at.insert({bin, addr}).second) {
       rep.attached.push_back(fname + " (alias) in " + bin);
-      rep.attachments.push_back({fname, bin, obj->reason, true});
+      rep.attachments.push_back({fname, bin, obj->reason, true, 0, UprobeCost::kSingleStep});
       continue;
     }
     auto info = read_elf_load_info(path);
@@ -275,10 +271,16 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
     // block freed without a tracked allocation.
     uint64_t cookie = 0;
     if (auto dyn = read_dynamic_info(path); dyn && dyn->soname.rfind("libc.so", 0) == 0) cookie |= ALLOC_COOKIE_GLIBC;
-    uint64_t at = ep.enter == free_in ? past_null_check(path, *file_off) : *file_off;
-    if (at != *file_off)
-      TP_LOG_DEBUG("%s: probe at +%llu, past its NULL check", fname.c_str(),
-                   static_cast<unsigned long long>(at - *file_off));
+    // The cheapest sound instruction for both probes (core/uprobe_site.h):
+    // a single-stepped entry costs ~20 us a call, an emulated one ~1 us.
+    UprobeSite site;
+    if (const UprobeSiteChooser* chooser = site_chooser(path))
+      site = chooser->choose(addr, {args_of(ep.enter), ep.exit != nullptr});
+    cookie |= site.cookie_bits();
+    const uint64_t at = *file_off + site.delta;
+    TP_LOG_DEBUG("alloc: %s probed at +%llu (%s, %s; entry %s; %s)", fname.c_str(),
+                 static_cast<unsigned long long>(site.delta), site.insn.c_str(), uprobe_cost_name(site.cost),
+                 uprobe_cost_name(site.entry_cost), site.limited_by.c_str());
     auto attach = [&](bpf_program* prog, uint64_t off, bool ret) -> Status {
       int err = attach_site(prog, pid, path, off, cookie, ret, links);
       if (!err) return {};
@@ -287,10 +289,12 @@ Result<AllocAttachReport> AllocProbe::attach_process(uint32_t pid) {
                                err, uprobe_attach_hint(err));
     };
     if (auto st = attach(ep.enter, at, false); !st) return st.error();
+    // The uretprobe shares the site (the chooser kept the return address at
+    // [rsp] there): one trap serves both.
     if (ep.exit)
-      if (auto st = attach(ep.exit, *file_off, true); !st) return st.error();
+      if (auto st = attach(ep.exit, at, true); !st) return st.error();
     rep.attached.push_back(fname + " in " + bin);
-    rep.attachments.push_back({fname, bin, obj->reason, false});
+    rep.attachments.push_back({fname, bin, obj->reason, false, site.delta, site.cost});
     TP_LOG_DEBUG("alloc: %s in %s (%s)", fname.c_str(), bin.c_str(), obj->reason.c_str());
   }
   for (const char* required : {"malloc", "free"}) {

@@ -12,6 +12,7 @@
 #include "core/bpf_link.h"
 #include "core/family.h"
 #include "core/result.h"
+#include "core/uprobe_site.h"
 
 struct alloc_bpf;
 
@@ -58,6 +59,10 @@ struct AllocAttachment {
   std::string object;    // where the process's calls land: "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
   std::string reason;    // why that object: its place in the lookup order ("DT_NEEDED of /usr/bin/server")
   bool alias = false;    // same address as an entry point already probed
+  // Where its probes sit: bytes past the entry, and what a hit costs there
+  // (core/uprobe_site.h; aliases: of the entry point they alias).
+  uint64_t site_delta = 0;
+  UprobeCost site_cost = UprobeCost::kSingleStep;
 };
 
 struct AllocAttachReport {
