@@ -72,6 +72,8 @@ bool X86Disassembler::next(const uint8_t** code, size_t* size, uint64_t* address
   return lib_->disasm_iter(lib_->cs, code, size, address, lib_->insn);
 }
 
-const cs_insn& X86Disassembler::insn() const { return *lib_->insn; }
+const cs_insn& X86Disassembler::insn() const {
+  return *lib_->insn;
+}
 
 }  // namespace tickprobe

@@ -39,7 +39,8 @@ void KernelSymbols::load(const std::string& text) {
   size_t line_start = 0;
   while (line_start < all.size()) {
     size_t nl = all.find('\n', line_start);
-    std::string_view line = all.substr(line_start, nl == std::string_view::npos ? std::string_view::npos : nl - line_start);
+    std::string_view line =
+        all.substr(line_start, nl == std::string_view::npos ? std::string_view::npos : nl - line_start);
     line_start = nl == std::string_view::npos ? all.size() : nl + 1;
     // "ffffffff82266810 T schedule" or "ffffffffc0a01000 t foo\t[module]"
     size_t sp = line.find(' ');
@@ -48,7 +49,10 @@ void KernelSymbols::load(const std::string& text) {
     bool hex = true;
     for (size_t i = 0; i < sp && hex; ++i) {
       char c = line[i];
-      int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      int v = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
       if (v < 0) hex = false;
       addr = addr << 4 | static_cast<uint64_t>(v);
     }
@@ -59,11 +63,13 @@ void KernelSymbols::load(const std::string& text) {
     if (type != 't' && type != 'T' && type != 'w' && type != 'W') continue;
     pos += 2;
     size_t name_end = line.find_first_of(" \t", pos);
-    std::string_view name = line.substr(pos, name_end == std::string_view::npos ? std::string_view::npos : name_end - pos);
+    std::string_view name =
+        line.substr(pos, name_end == std::string_view::npos ? std::string_view::npos : name_end - pos);
     std::string_view module;
     if (name_end != std::string_view::npos) {
       size_t lb = line.find('[', name_end), rb = line.find(']', name_end);
-      if (lb != std::string_view::npos && rb != std::string_view::npos && rb > lb) module = line.substr(lb + 1, rb - lb - 1);
+      if (lb != std::string_view::npos && rb != std::string_view::npos && rb > lb)
+        module = line.substr(lb + 1, rb - lb - 1);
     }
     uint32_t flag = 0;
     if (name.size() > kPadding.size() && name.substr(0, kPadding.size()) == kPadding) {

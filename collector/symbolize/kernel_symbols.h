@@ -29,7 +29,7 @@ class KernelSymbols {
  private:
   // ~120k text symbols on a 6.x kernel, held for the agent's life, so
   // stored tight (measured: 5.9 MiB as {addr, name, module} records with
-  // one string per symbol, 2.6 MiB so):
+  // one string per symbol, 2.8 MiB so):
   //  - addresses and name offsets in two arrays (the search reads 8 bytes
   //    per step);
   //  - each distinct name once in the pool, and the "__pfx_NAME" padding
@@ -37,10 +37,10 @@ class KernelSymbols {
   //    flag bit, as they are nearly always followed by NAME;
   //  - module names per run of symbols (modules are contiguous ranges).
   static constexpr uint32_t kPaddingFlag = 1u << 31;
-  std::vector<uint64_t> addrs_;    // sorted
-  std::vector<uint32_t> names_;    // pool offset | kPaddingFlag
+  std::vector<uint64_t> addrs_;                             // sorted
+  std::vector<uint32_t> names_;                             // pool offset | kPaddingFlag
   std::vector<std::pair<uint32_t, uint32_t>> module_runs_;  // (first symbol index, module pool offset), by index
-  std::string pool_;               // NUL-separated; offset 0 is ""
+  std::string pool_;                                        // NUL-separated; offset 0 is ""
 };
 
 }  // namespace tickprobe
