@@ -9,6 +9,7 @@
 
 find_program(CLANG_BPF NAMES clang-14 clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
+find_program(LLVM_STRIP NAMES llvm-strip-14 llvm-strip REQUIRED)
 
 set(BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf_gen)
 file(MAKE_DIRECTORY ${BPF_GEN_DIR})
@@ -47,6 +48,10 @@ function(add_bpf_skeleton NAME SOURCE)
             -I${BPF_GEN_DIR} -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf/lib
             -I/usr/include/x86_64-linux-gnu
             -c ${src} -o ${obj}
+    # The skeleton embeds the object in every binary, and libbpf reads it at
+    # each open: DWARF is 80% of it and unused (BTF and .BTF.ext line info
+    # stay), as libbpf-tools does.
+    COMMAND ${LLVM_STRIP} -g ${obj}
     DEPENDS ${src} ${bpf_headers} ${ARG_DEPENDS} vmlinux_h ${BPF_GEN_DIR}/vmlinux.h
     COMMENT "BPF ${NAME}.bpf.o"
     VERBATIM)

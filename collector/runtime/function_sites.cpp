@@ -1,6 +1,5 @@
 #include "runtime/function_sites.h"
 
-#include <capstone/capstone.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -9,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "runtime/x86_disassembler.h"
 #include "symbolize/elf_info.h"
 #include "symbolize/go_pclntab.h"
 
@@ -90,20 +90,20 @@ Result<FunctionSites> find_function_sites(const std::string& path, const std::st
   std::vector<uint8_t> code(sites.size);
   if (::pread(fd, code.data(), code.size(), static_cast<off_t>(*off)) != static_cast<ssize_t>(code.size()))
     return Error::from_errno("cannot read " + symbol + " from " + path, errno);
-  csh cs;
-  if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) return Error("capstone cannot disassemble x86-64");
-  cs_insn* insn = cs_malloc(cs);
+  auto dis = X86Disassembler::open();
+  if (!dis) return dis.error();
   const uint8_t* p = code.data();
   size_t left = code.size();
   uint64_t addr = sites.vaddr;
   while (left > 0) {
-    if (!cs_disasm_iter(cs, &p, &left, &addr, insn)) {
+    if (!dis->next(&p, &left, &addr)) {
       // Not code (padding, data): skip a byte, as objdump does.
       ++p;
       --left;
       ++addr;
       continue;
     }
+    const cs_insn* insn = &dis->insn();
     if (insn->id == X86_INS_RET) sites.ret_offsets.push_back(*off + (insn->address - sites.vaddr));
     // A direct call: E8 rel32, target = next instruction + rel32.
     if (callee_addr && insn->id == X86_INS_CALL && insn->size == 5 && insn->bytes[0] == 0xe8) {
@@ -113,8 +113,6 @@ Result<FunctionSites> find_function_sites(const std::string& path, const std::st
         sites.call_offsets.push_back(*off + (insn->address - sites.vaddr));
     }
   }
-  cs_free(insn, 1);
-  cs_close(&cs);
   return sites;
 }
 

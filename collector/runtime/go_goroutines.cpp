@@ -1,6 +1,5 @@
 #include "runtime/go_goroutines.h"
 
-#include <capstone/capstone.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -18,6 +17,7 @@
 
 #include "core/clock.h"
 #include "model/go_wait_reasons.h"
+#include "runtime/x86_disassembler.h"
 #include "symbolize/elf_info.h"
 #include "symbolize/go_pclntab.h"
 
@@ -263,15 +263,14 @@ Status GoProcessReader::find_allgs(void* elf_ptr) {
   std::vector<uint8_t> code(std::min<uint64_t>(end - start, 4096));
   if (!read(start + bias_, code.data(), code.size()))
     return Error::from_errno("cannot read runtime.allgadd from pid " + std::to_string(pid_), errno);
-  csh cs;
-  if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) return Error("capstone cannot disassemble x86-64");
-  cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
+  auto dis = X86Disassembler::open(/*detail=*/true);
+  if (!dis) return dis.error();
   std::vector<uint64_t> targets;
-  cs_insn* insn = cs_malloc(cs);
   const uint8_t* p = code.data();
   size_t left = code.size();
   uint64_t addr = start;
-  while (left > 0 && cs_disasm_iter(cs, &p, &left, &addr, insn)) {
+  while (left > 0 && dis->next(&p, &left, &addr)) {
+    const cs_insn* insn = &dis->insn();
     const cs_x86& x = insn->detail->x86;
     for (uint8_t i = 0; i < x.op_count; ++i)
       if (x.operands[i].type == X86_OP_MEM && x.operands[i].mem.base == X86_REG_RIP) {
@@ -279,8 +278,6 @@ Status GoProcessReader::find_allgs(void* elf_ptr) {
         if (std::find(targets.begin(), targets.end(), t) == targets.end()) targets.push_back(t);
       }
   }
-  cs_free(insn, 1);
-  cs_close(&cs);
   for (uint64_t len_at : targets)
     for (uint64_t ptr_at : targets)
       if (len_at != ptr_at && looks_like_main_goroutine(len_at + bias_, ptr_at + bias_)) {

@@ -265,6 +265,9 @@ void BinaryImage::add_go_symbols() {
 }
 
 void BinaryImage::finish_symbols() {
+  // Images live as long as the symbolizer caches them: no growth slack.
+  names_.shrink_to_fit();
+  all_names_.shrink_to_fit();
   symbols_ = all_names_;
   std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
     return a.addr != b.addr ? a.addr < b.addr : a.rank < b.rank;

@@ -565,7 +565,7 @@ std::vector<Frame> Symbolizer::symbolize_kernel(const std::vector<uint64_t>& add
     f.address = addr;
     KernelSymbols::Hit hit;
     if (impl_->kernel.lookup(lookup_addr, &hit)) {
-      f.function = hit.name;
+      f.function = std::string(hit.prefix) + hit.name;
       f.module = *hit.module ? "[" + std::string(hit.module) + "]" : "[kernel]";
       f.module_offset = addr - hit.symbol_address;
       ++impl_->stats.resolved_frames;

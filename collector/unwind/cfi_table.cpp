@@ -213,6 +213,15 @@ CfiTable build_cfi_table_elf(ElfCloser& h) {
     if (dwarf) dwarf_end(dwarf);
     return table;  // no CFI at all: the BPF side walks frame pointers
   }
+  // A CFI from dwarf_getcfi_elf is the caller's to end (dwarf_getcfi's
+  // belongs to its Dwarf). Not ending it kept libdw's CIE/FDE caches of
+  // every binary for the process's life: 2 MiB for tickgame's libraries.
+  struct CfiEnd {
+    Dwarf_CFI* cfi;
+    ~CfiEnd() {
+      if (cfi) dwarf_cfi_end(cfi);
+    }
+  } cfi_end{dwarf ? nullptr : cfi};
 
 
   std::vector<uint64_t> starts = eh_frame_fde_starts(h.elf);

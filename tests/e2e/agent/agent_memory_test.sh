@@ -7,7 +7,11 @@
 #     and running, so a small number is not an agent that did nothing);
 #  2. its unwind table holds every binary of the target: rows used > 0 and
 #     no row dropped (the table is sized from the target's binaries);
-#  3. the kernel memory of its BPF maps (tickprobe_bpf_map_bytes: memlock of
+#  3. libraries the steady state never calls are not mapped: capstone
+#     (attach-time disassembly) and libdebuginfod with its libcurl/GnuTLS
+#     (off without DEBUGINFOD_URLS) are loaded with dlopen while used, and
+#     were 8 MiB of its RSS when linked;
+#  4. the kernel memory of its BPF maps (tickprobe_bpf_map_bytes: memlock of
 #     each map, once per map) is at most 24 MiB. Measured 13.9 MiB; it was
 #     57.8 MiB with preallocated maps and a fixed 1 Mi-row unwind table.
 # The map bytes depend on the maps' sizes and entries, not on timing. RSS
@@ -23,7 +27,9 @@ PORT=$(free_port); ADMIN=$(free_port)
 "$BIN/tickgame" --port "$PORT" --tls-port 0 --admin-port "$ADMIN" --duration 120 > /dev/null 2>&1 & GAME=$!; PIDS+=($GAME)
 wait_http "http://127.0.0.1:$ADMIN/healthz" || fail "tickgame did not start"
 "$BIN/tickbots" --port "$PORT" --clients 20 --duration 110 > /dev/null 2>&1 & PIDS+=($!)
+unset DEBUGINFOD_URLS
 start_agent "$BIN" --pid "$GAME"
+AGENT_PID=${PIDS[-1]}
 
 metric() {  # metric NAME_WITH_LABELS: its value in the last scrape, or empty
   awk -v n="$1" '$1 == n {print $2}' "$WORK/metrics"
@@ -40,6 +46,10 @@ done
 [ -n "$ok" ] || { cat "$WORK/agent.log"; fail "agent took no CPU samples or saw no ticks of tickgame"; }
 sleep 3  # a few drains: count maps and the stack store hold what a steady state holds
 curl -sf "$AGENT_URL/metrics" > "$WORK/metrics" || fail "no /metrics"
+
+if grep -E 'libcapstone|libdebuginfod|libcurl' "/proc/$AGENT_PID/maps"; then
+  fail "the agent keeps attach-time or opt-in libraries mapped (above) in its steady state"
+fi
 
 map_bytes=$(metric tickprobe_bpf_map_bytes)
 rss=$(metric process_resident_memory_bytes)

@@ -393,6 +393,11 @@ TEST(GoFunctionSites, RetsAndCallSitesOfRuntimeFunctions) {
   auto libc = find_function_sites("/lib/x86_64-linux-gnu/libc.so.6", "malloc");
   ASSERT_TRUE(libc) << libc.error().message;
   EXPECT_FALSE(libc->ret_offsets.empty());
+  // capstone is loaded only while it disassembles (runtime/x86_disassembler.h):
+  // none of it stays mapped once the sites are found.
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) EXPECT_EQ(line.find("libcapstone"), std::string::npos) << line;
 }
 
 }  // namespace

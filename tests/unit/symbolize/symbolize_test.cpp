@@ -629,6 +629,22 @@ TEST(SymbolizeKernel, ModuleSymbolsNameTheirModule) {
   EXPECT_STREQ(hit.name, "schedule");
   EXPECT_STREQ(hit.module, "");
 
+  // Modules are runs of symbols: the kernel image's symbols after one are
+  // the kernel's again.
+  ks.load("ffffffff81000000 T _stext\n"
+          "ffffffffc0a00000 t nf_conntrack_in\t[nf_conntrack]\n"
+          "ffffffffc0b00000 t ext4_lookup\t[ext4]\n"
+          "ffffffffc0c00000 T late_kernel_text\n");
+  ASSERT_TRUE(ks.lookup(0xffffffffc0a00010, &hit));
+  EXPECT_STREQ(hit.module, "nf_conntrack");
+  ASSERT_TRUE(ks.lookup(0xffffffffc0b00010, &hit));
+  EXPECT_STREQ(hit.module, "ext4");
+  ASSERT_TRUE(ks.lookup(0xffffffffc0c00010, &hit));
+  EXPECT_STREQ(hit.name, "late_kernel_text");
+  EXPECT_STREQ(hit.module, "");
+  ASSERT_TRUE(ks.lookup(0xffffffff81000010, &hit));
+  EXPECT_STREQ(hit.module, "");
+
   // And live, when this kernel does have modules loaded.
   auto entry = find_kallsyms([](const KallsymsEntry& e) { return !e.module.empty() && e.addr != 0; });
   if (entry) {
@@ -637,6 +653,37 @@ TEST(SymbolizeKernel, ModuleSymbolsNameTheirModule) {
     ASSERT_EQ(frames.size(), 1u);
     EXPECT_EQ(frames[0].module, "[" + entry->module + "]");
     EXPECT_FALSE(frames[0].function.empty());
+  }
+}
+
+// CONFIG_FUNCTION_PADDING kernels name the padding before each function
+// "__pfx_NAME"; the table stores NAME once for both and still answers the
+// padding's own name.
+TEST(SymbolizeKernel, PaddingSymbolsKeepTheirName) {
+  KernelSymbols ks;
+  ks.load("ffffffff81100000 t __pfx_schedule\n"
+          "ffffffff81100010 T schedule\n"
+          "ffffffff81100200 t __pfx_io_schedule\n"
+          "ffffffff81100210 T io_schedule\n");
+  ASSERT_EQ(ks.size(), 4u);
+  KernelSymbols::Hit hit{};
+  ASSERT_TRUE(ks.lookup(0xffffffff81100004, &hit));
+  EXPECT_EQ(std::string(hit.prefix) + hit.name, "__pfx_schedule");
+  EXPECT_EQ(hit.symbol_address, 0xffffffff81100000u);
+  ASSERT_TRUE(ks.lookup(0xffffffff81100020, &hit));
+  EXPECT_EQ(std::string(hit.prefix) + hit.name, "schedule");
+  ASSERT_TRUE(ks.lookup(0xffffffff81100210, &hit));
+  EXPECT_EQ(std::string(hit.prefix) + hit.name, "io_schedule");
+  EXPECT_EQ(hit.symbol_address, 0xffffffff81100210u);
+
+  // Live: a padding symbol of this kernel, when it has them.
+  auto entry = find_kallsyms([](const KallsymsEntry& e) { return e.name.rfind("__pfx_", 0) == 0 && e.addr != 0; });
+  if (entry) {
+    Symbolizer sym;
+    auto frames = sym.symbolize_kernel({entry->addr}, /*leaf_is_exact_ip=*/true);
+    ASSERT_EQ(frames.size(), 1u);
+    EXPECT_EQ(frames[0].module_offset, 0u);
+    EXPECT_EQ(frames[0].function.rfind("__pfx_", 0), 0u) << frames[0].function;
   }
 }
 
