@@ -1,5 +1,7 @@
 #include "core/uprobe_site.h"
 
+#include "runtime/x86_disassembler.h"
+
 #include <capstone/capstone.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -149,13 +151,12 @@ uint64_t UprobeSite::cookie_bits() const {
 UprobeSite choose_uprobe_site(const uint8_t* code, size_t len, uint64_t vaddr, const UprobeSiteRequest& req,
                               const std::vector<uint64_t>& branch_targets) {
   UprobeSite best;
-  csh cs;
-  if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) {
+  auto dis = X86Disassembler::open(/*detail=*/true);
+  if (!dis) {
     best.limited_by = "capstone unavailable";
     return best;
   }
-  cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-  cs_insn* in = cs_malloc(cs);
+  const cs_insn* in = &dis->insn();
   // Where each argument's entry value is: value[reg] = argument index, or -1.
   static constexpr int8_t sysv[6] = {7, 6, 2, 1, 8, 9};
   std::array<int8_t, 16> value;
@@ -176,7 +177,7 @@ UprobeSite choose_uprobe_site(const uint8_t* code, size_t len, uint64_t vaddr, c
       best.limited_by = "no branch within " + std::to_string(kMaxBlockInsns) + " instructions";
       break;
     }
-    if (!cs_disasm_iter(cs, &p, &left, &addr, in)) {
+    if (!dis->next(&p, &left, &addr)) {
       best.limited_by = "undecodable instruction at +" + std::to_string(at - vaddr);
       break;
     }
@@ -235,7 +236,7 @@ UprobeSite choose_uprobe_site(const uint8_t* code, size_t len, uint64_t vaddr, c
     // Implicit writes (mul's rdx:rax, rep's rcx, push/pop's rsp, ...).
     cs_regs rr, rw;
     uint8_t nr = 0, nw = 0;
-    if (cs_regs_access(cs, in, rr, &nr, rw, &nw) == CS_ERR_OK) {
+    if (dis->regs_access(rr, &nr, rw, &nw)) {
       for (uint8_t i = 0; i < nw; i++)
         if (int g = gpr_number(rw[i]); g >= 0) written[g] = true;
     } else {
@@ -269,8 +270,6 @@ UprobeSite choose_uprobe_site(const uint8_t* code, size_t len, uint64_t vaddr, c
     if (moved_to >= 0) value[moved_to] = moved;
     if (written[kRsp]) sp_moved = true;
   }
-  cs_free(in, 1);
-  cs_close(&cs);
   if (!have_best) {
     best.delta = 0;
     best.arg_reg = {7, 6, 2, 1, 8, 9};
@@ -373,24 +372,22 @@ std::vector<uint64_t> UprobeSiteChooser::branch_targets_into(uint64_t vaddr, uin
   size_t avail = 0;
   const uint8_t* fn = code_at(vaddr, &avail);
   if (fn_size > avail) fn_size = 0;
+  // One disassembler for this call (capstone is loaded while it lives).
+  auto dis = X86Disassembler::open(/*detail=*/true);
   if (fn && fn_size) {
-    csh cs;
-    if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) == CS_ERR_OK) {
-      cs_option(cs, CS_OPT_DETAIL, CS_OPT_ON);
-      cs_insn* in = cs_malloc(cs);
+    if (dis) {
+      const cs_insn& in = dis->insn();
       const uint8_t* p = fn;
       size_t left = fn_size;
       uint64_t addr = vaddr;
       while (left > 0) {
-        if (!cs_disasm_iter(cs, &p, &left, &addr, in)) {
+        if (!dis->next(&p, &left, &addr)) {
           ++p, --left, ++addr;  // padding or data: resynchronize
           continue;
         }
         uint64_t t;
-        if (direct_branch_target(*in, &t) && in_window(t)) out.push_back(t);
+        if (direct_branch_target(in, &t) && in_window(t)) out.push_back(t);
       }
-      cs_free(in, 1);
-      cs_close(&cs);
     } else {
       fn_size = 0;  // fall back to the byte scan below
     }
@@ -407,16 +404,15 @@ std::vector<uint64_t> UprobeSiteChooser::branch_targets_into(uint64_t vaddr, uin
     size_t left = 0;
     const uint8_t* code = code_at(it->first, &left);
     if (!code || left < it->second) return true;
-    csh cs;
-    if (cs_open(CS_ARCH_X86, CS_MODE_64, &cs) != CS_ERR_OK) return true;
-    cs_insn* in = cs_malloc(cs);
+    if (!dis) return true;
+    const cs_insn* in = &dis->insn();
     const uint8_t* p = code;
     left = it->second;
     uint64_t addr = it->first;
     bool found = false, unsure = false;
     while (left > 0 && addr <= at) {
       uint64_t here = addr;
-      if (!cs_disasm_iter(cs, &p, &left, &addr, in)) {
+      if (!dis->next(&p, &left, &addr)) {
         if (here == at) unsure = true;
         ++p, --left, ++addr;
         continue;
@@ -429,8 +425,6 @@ std::vector<uint64_t> UprobeSiteChooser::branch_targets_into(uint64_t vaddr, uin
         break;
       }
     }
-    cs_free(in, 1);
-    cs_close(&cs);
     return found || unsure;
   };
   auto add = [&](uint64_t at, uint64_t t) {

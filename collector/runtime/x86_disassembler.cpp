@@ -26,6 +26,7 @@ struct X86Disassembler::Library {
   decltype(&cs_disasm_iter) disasm_iter = nullptr;
   decltype(&cs_free) free = nullptr;
   decltype(&cs_close) close = nullptr;
+  decltype(&cs_regs_access) regs_access = nullptr;
 
   ~Library() {
     if (insn) free(insn, 1);
@@ -53,6 +54,7 @@ Result<X86Disassembler> X86Disassembler::open(bool detail) {
   sym(&lib->disasm_iter, "cs_disasm_iter");
   sym(&lib->free, "cs_free");
   sym(&lib->close, "cs_close");
+  sym(&lib->regs_access, "cs_regs_access");
   if (!all) return Error(std::string(kCapstoneSoname) + " lacks the cs_* functions tickprobe needs");
   if (lib->open(CS_ARCH_X86, CS_MODE_64, &lib->cs) != CS_ERR_OK) return Error("capstone cannot disassemble x86-64");
   lib->cs_opened = true;
@@ -74,6 +76,10 @@ bool X86Disassembler::next(const uint8_t** code, size_t* size, uint64_t* address
 
 const cs_insn& X86Disassembler::insn() const {
   return *lib_->insn;
+}
+
+bool X86Disassembler::regs_access(cs_regs read, uint8_t* nread, cs_regs write, uint8_t* nwrite) const {
+  return lib_->regs_access(lib_->cs, lib_->insn, read, nread, write, nwrite) == CS_ERR_OK;
 }
 
 }  // namespace tickprobe

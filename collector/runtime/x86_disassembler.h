@@ -30,6 +30,8 @@ class X86Disassembler {
   // advances the three, and returns false where no instruction decodes.
   bool next(const uint8_t** code, size_t* size, uint64_t* address);
   const cs_insn& insn() const;
+  // cs_regs_access of insn() (needs `detail`): false where capstone cannot tell.
+  bool regs_access(cs_regs read, uint8_t* nread, cs_regs write, uint8_t* nwrite) const;
 
  private:
   struct Library;
