@@ -13,7 +13,13 @@
  *  - the kernel stack is taken at switch-in, from the switched-out task
  *    (bpf_get_task_stack(next)), and only for blocks that reach
  *    min_block_ns: its frames cannot change while the task is off-CPU, and
- *    short blocks never pay the kernel unwinder;
+ *    short blocks never pay the kernel unwinder. A per-thread kernel-stack
+ *    cache (struct offcpu_kcache below) reuses the last walk when every
+ *    return address it found is still in its slot, so most blocks cost a
+ *    bulk read of the stack instead of an ORC walk;
+ *  - tp_btf arguments and bpf_task_pt_regs() are BTF pointers: their
+ *    fields are plain loads, not bpf_probe_read_kernel calls (this alone
+ *    took ~400 ns off every switch of a target);
  *  - the start record is written in place (no hash update or delete per
  *    switch): a consumed record has ts_ns == 0.
  *
