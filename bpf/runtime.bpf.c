@@ -876,7 +876,7 @@ static __always_inline void add_reason(struct rt_thread *t, __u32 reason, __u32 
 
 static __always_inline int on_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u32 prev_pid = BPF_CORE_READ(prev, pid), next_pid = BPF_CORE_READ(next, pid);
+	__u32 prev_pid = prev->pid, next_pid = next->pid; /* BTF pointers: plain loads */
 	struct rt_thread *t;
 	__u64 now;
 
