@@ -14,28 +14,41 @@
 # usage: scripts/bench_offcpu.sh [ROUNDS=4] [PHASE_SECONDS=5]
 #   TICKPROBE_ARGS="..."  extra options for tickprobe offcpu
 #   PINGPONG_ARGS="..."   extra options for the fixture (e.g. --two-callers)
-#   PIN_CPU=N             run the fixture's two threads on CPU N (default 1;
-#                         PIN_CPU= for none). Pinned, every round trip is two
-#                         context switches on one busy CPU, so the rate
-#                         measures the tracer's CPU cost per switch. Unpinned
-#                         on an idle machine it measures cross-CPU wake-up
-#                         latency instead, which hides most tracer cost.
+#   CPUS=P,Q              the fixture's ping thread on CPU P, pong on CPU Q
+#                         (default 1,1; CPUS= for none). On one CPU every
+#                         round trip is two context switches on a busy CPU,
+#                         so the rate measures the tracer's CPU cost per
+#                         switch. On two (0,1) every wake-up crosses CPUs
+#                         and the rate measures the tracer's work on the
+#                         wake-up path (switch-in, and a switch-out the
+#                         waker must wait for). Unpinned, the scheduler
+#                         moves the pair between the two modes (rates
+#                         differ 2x), so phases are not comparable.
+#   IDLE_SPIN=1           a SCHED_IDLE spinner on every CPU for the run, so
+#                         no CPU halts (a halted vCPU's wake-up costs more
+#                         than any tracer; with two CPUs it dominates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench_lib.sh
 BIN=${BIN:-build/bin}
 ROUNDS=${1:-4}; PHASE=${2:-5}
-PIN_CPU=${PIN_CPU-1}
+CPUS=${CPUS-1,1}
 OFFCPUTIME=${OFFCPUTIME:-$(command -v offcputime || echo /usr/sbin/offcputime)}
 [ -x "$BIN/pipe_pingpong" ] && [ -x "$BIN/tickprobe" ] || { echo "build first: scripts/build.sh" >&2; exit 1; }
 [ -x "$OFFCPUTIME" ] || { echo "offcputime not found" >&2; echo "hint: scripts/bootstrap.sh installs libbpf-tools" >&2; exit 1; }
 W=$(mktemp -d)
 bpf_stats_on
-trap 'bpf_stats_restore; [ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"' EXIT
+SPINNERS=()
+if [ -n "${IDLE_SPIN:-}" ]; then
+  for c in $(seq 0 $(($(nproc) - 1))); do
+    taskset -c "$c" chrt -i 0 sh -c 'while :; do :; done' & SPINNERS+=($!)
+  done
+fi
+trap 'bpf_stats_restore; for p in "${SPINNERS[@]}"; do kill "$p" 2> /dev/null; done; [ -n "${KEEP:-}" ] && echo "kept $W" >&2 || rm -rf "$W"' EXIT
 
 phase() {  # $1 = base|offcputime|tickprobe -> "rate runs avg_ns"
   local pp tp="" ids="" cost="0 0"
-  ${PIN_CPU:+taskset -c "$PIN_CPU"} "$BIN/pipe_pingpong" --window ${PINGPONG_ARGS:-} > "$W/pp.out" & pp=$!
+  "$BIN/pipe_pingpong" --window ${CPUS:+--cpus "$CPUS"} ${PINGPONG_ARGS:-} > "$W/pp.out" & pp=$!
   sleep 0.3
   prog_snapshot "$W/s0.json"
   case $1 in
@@ -109,4 +122,4 @@ for p in base offcputime tickprobe; do
   if [ "$p" = base ]; then comp="-"; kept="-"; C="-"; else comp=$(complete "$W/$p.folded"); kept=$(caller_kept "$W/$p.folded"); fi
   printf '%-12s %14.0f %7.3f %14s %12s %16s\n' "$p" "$R" "$(echo "$R $B" | awk '{print $1/$2}')" "$C" "$comp" "$kept"
 done
-echo "(median of $ROUNDS rounds of ${PHASE} s; prog avg = the sched_switch program's run_time_ns/run_cnt over the window, all CPUs and tasks)"
+echo "(median of $ROUNDS rounds of ${PHASE} s; fixture threads on CPUs ${CPUS:-unpinned}${IDLE_SPIN:+, SCHED_IDLE spinners on every CPU}; prog avg = the sched_switch program's run_time_ns/run_cnt over the window, all CPUs and tasks)"
