@@ -4,6 +4,7 @@
  * Two count maps alternate (active_slot) so user space drains one while the
  * other fills: reads are lossless without per-key delete races. */
 #include "common.bpf.h"
+#define TP_FRAME_CACHE /* outer frames repeat every sample: bpf/lib/unwind.bpf.h */
 #include "unwind.bpf.h"
 #include "count_slots.bpf.h"
 #include "profile.h"

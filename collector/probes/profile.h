@@ -21,11 +21,16 @@ namespace tickprobe {
 
 class Session;
 
+// The unwinder's per-CPU frame cache (bpf/lib/unwind.bpf.h, TP_FRAME_CACHE);
+// kVerify recomputes every hit and counts differences (frame_cache_mismatches).
+enum class FrameCacheMode : uint32_t { kOff = 0, kOn = 1, kVerify = 2 };
+
 struct CpuProfileOptions {
   uint32_t frequency = 99;       // samples per second per CPU
   bool kernel_stacks = true;
   bool force_cpu_clock = false;  // skip the hardware cycles event
   uint32_t max_counts = 16384;   // distinct (thread, stack) slots per interval
+  FrameCacheMode frame_cache = FrameCacheMode::kOn;  // env TICKPROBE_FRAME_CACHE=off|verify overrides
 };
 
 class CpuProfileProbe : public Family {
