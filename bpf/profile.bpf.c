@@ -43,6 +43,11 @@ static __always_inline void count_sample(void *map, struct profile_key *key)
 	}
 }
 
+/* Target samples taken, ever: user space reads it through the mmapped .bss
+ * to drain and prune only when the maps could be filling (each sample adds
+ * at most one count key and two stacks). */
+__u64 samples_taken = 0;
+
 SEC("perf_event")
 int handle_cpu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -56,6 +61,7 @@ int handle_cpu_sample(struct bpf_perf_event_data *ctx)
 
 	if (!tp_is_target(tgid))
 		return 0;
+	__sync_fetch_and_add(&samples_taken, 1);
 	key.tgid = tgid;
 	key.pid = (__u32)id;
 	bpf_get_current_comm(key.comm, sizeof(key.comm));

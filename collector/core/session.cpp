@@ -105,12 +105,13 @@ void Session::remove_target(uint32_t pid) {
   stats_.targets = targets_.size();
 }
 
-void Session::refresh_targets() {
+void Session::refresh_targets(bool reread_maps) {
   for (uint32_t pid : targets()) {
     if (!process_alive(pid)) {
       remove_target(pid);
       continue;
     }
+    if (!reread_maps) continue;
     // Only a changed memory map (dlopen, exec) needs a new symbolizer snapshot.
     if (auto changed = unwind_->update_process(pid); changed.ok() && *changed) symbolizer_->snapshot_process(pid);
   }

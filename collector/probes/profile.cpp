@@ -143,6 +143,20 @@ Counters CpuProfileProbe::counters() const {
   return c;
 }
 
+uint64_t CpuProfileProbe::samples_taken() const {
+  return __atomic_load_n(&skel_->bss->samples_taken, __ATOMIC_RELAXED);
+}
+
+uint64_t CpuProfileProbe::bpf_counter(uint32_t id) const {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0 || id >= TP_COUNTER_MAX) return 0;
+  std::vector<uint64_t> v(static_cast<size_t>(ncpus));
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.errors), &id, v.data()) != 0) return 0;
+  uint64_t sum = 0;
+  for (uint64_t x : v) sum += x;
+  return sum;
+}
+
 FamilySpec profile_family_spec() {
   return {"profile", "CPU samples per thread and stack (perf_event)", true,
           {"frequency", "kernel_stacks", "max_counts"},

@@ -54,6 +54,11 @@ class CpuProfileProbe : public Family {
   const std::string& event_name() const { return event_name_; }
   uint32_t frequency() const { return opts_.frequency; }
   Counters counters() const override;
+  // Target samples the kernel side has taken so far (drained or not): a
+  // bound on how full the count and stack maps can have become.
+  uint64_t samples_taken() const;
+  // One of the BPF self-accounting counters, summed over CPUs (one syscall).
+  uint64_t bpf_counter(uint32_t id) const;
   // The profile's shape: samples and CPU nanoseconds (samples * period).
   ProfileShape shape() const;
 
