@@ -64,6 +64,8 @@ class Session {
 
  private:
   Session() = default;
+  // Copies targets_ to the programs' one-line filter (mu_ held).
+  void publish_target_filter_locked();
   SharedMaps maps_;
   std::unique_ptr<StackStore> stacks_;
   std::unique_ptr<Symbolizer> symbolizer_;
