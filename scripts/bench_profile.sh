@@ -42,6 +42,9 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   esac
   if [ -n "$name" ]; then
     ids=$(wait_prog_running "$W/s0.json" "$name" 30 || true)
+    # Only the tracer's own programs: on a shared machine other tools load
+    # programs of the same name meanwhile.
+    ids=$(own_prog_ids "$tp" "$ids")
   else
     sleep 2
   fi
