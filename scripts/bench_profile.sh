@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU profiling at 99 Hz on tickgame under bots: tickprobe (with and without
-# kernel stacks) vs a bpftrace
-# `profile` script vs `perf record --call-graph dwarf`, in one run.
+# kernel stacks) vs a bpftrace `profile` script vs `perf record --call-graph
+# dwarf`, in one run.
 #
 # Each phase: a fresh tickgame + BOTS tickbots, WARM s of warm-up, then one
 # tracer on the server for PHASE s. Reported per tracer (median of ROUNDS):
