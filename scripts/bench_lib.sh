@@ -13,6 +13,8 @@
 #                               new program); prints its ids
 #   prog_cost BEFORE AFTER IDS  prints "runs avg_ns" of programs IDS between
 #                               two snapshots (summed)
+#   own_prog_ids PID IDS        the ids among IDS (comma-separated) that
+#                               process PID holds open (its fdinfo prog_id)
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR == 0) print 0; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
@@ -57,4 +59,12 @@ for p in json.load(open(sys.argv[2])):
         t += p.get("run_time_ns", 0) - b[p["id"]].get("run_time_ns", 0)
 print(n, round(t / n) if n else 0)
 PY
+}
+
+own_prog_ids() {  # PID IDS -> the ids among IDS that PID holds, comma-separated
+  local mine
+  mine=" $(grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2> /dev/null | awk '{print $2}' | sort -u | tr '\n' ' ') "
+  local i out=()
+  for i in ${2//,/ }; do [[ "$mine" == *" $i "* ]] && out+=("$i"); done
+  (IFS=,; echo "${out[*]}")
 }

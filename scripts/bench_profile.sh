@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# CPU profiling at 99 Hz on tickgame under bots: tickprobe vs a bpftrace
-# `profile` script vs `perf record --call-graph dwarf`, in one run.
+# CPU profiling at 99 Hz on tickgame under bots: tickprobe (with and without
+# kernel stacks) vs a bpftrace `profile` script vs `perf record --call-graph
+# dwarf`, in one run.
 #
 # Each phase: a fresh tickgame + BOTS tickbots, WARM s of warm-up, then one
 # tracer on the server for PHASE s. Reported per tracer (median of ROUNDS):
@@ -37,11 +38,15 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   prog_snapshot "$W/s0.json"
   case $1 in
     tickprobe) "$BIN/tickprobe" profile -q --pid "$game" -F 99 -d $((PHASE + 20)) -f folded -o "$W/tickprobe.folded" 2> /dev/null & tp=$!; name=handle_cpu_sample ;;
+    tickprobe-user) "$BIN/tickprobe" profile -q --no-kernel --pid "$game" -F 99 -d $((PHASE + 20)) -f folded -o "$W/tickprobe.folded" 2> /dev/null & tp=$!; name=handle_cpu_sample ;;
     bpftrace) bpftrace -e "profile:hz:99 /pid == $game/ { @[ustack(perf, 127)] = count(); }" > "$W/bpftrace.txt" 2> /dev/null & tp=$!; name="*" ;;
     perf) perf record -q -F 99 --call-graph dwarf -p "$game" -o "$W/perf.data" > /dev/null 2>&1 & tp=$! ;;
   esac
   if [ -n "$name" ]; then
     ids=$(wait_prog_running "$W/s0.json" "$name" 30 || true)
+    # Only the tracer's own programs: on a shared machine other tools load
+    # programs of the same name meanwhile.
+    ids=$(own_prog_ids "$tp" "$ids")
   else
     sleep 2
   fi
@@ -54,7 +59,7 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   kill "$bots" "$game" 2> /dev/null || true; wait "$bots" "$game" 2> /dev/null || true
   local complete
   case $1 in
-    tickprobe) complete=$(awk '{v=$NF; t+=v; if ($0 ~ /(^|;)(_start|main|start_thread|clone3|clone)(;| )/) c+=v} END {printf "%.1f", t ? 100*c/t : 0}' "$W/tickprobe.folded") ;;
+    tickprobe|tickprobe-user) complete=$(awk '{v=$NF; t+=v; if ($0 ~ /(^|;)(_start|main|start_thread|clone3|clone)(;| )/) c+=v} END {printf "%.1f", t ? 100*c/t : 0}' "$W/tickprobe.folded") ;;
     bpftrace) complete=$(awk '/^@\[/ {st=""; next} /^\]: / {t+=$2; if (st ~ /(^| )(_start|main|start_thread|clone3|clone)\+/) c+=$2; next} {st = st " " $2} END {printf "%.1f", t ? 100*c/t : 0}' "$W/bpftrace.txt") ;;
     perf) complete=$(perf script -i "$W/perf.data" -F ip,sym 2> /dev/null | awk 'NF==0 {if (n) {t++; if (ok) c++}; n=0; ok=0; next} {n++; if ($2 ~ /^(_start|main|start_thread|clone3|clone)$/) ok=1} END {if (n) {t++; if (ok) c++}; printf "%.1f", t ? 100*c/t : 0}') ;;
   esac
@@ -71,21 +76,22 @@ PY
 
 declare -A res
 for r in $(seq "$ROUNDS"); do
-  for t in tickprobe bpftrace perf; do
+  for t in tickprobe tickprobe-user bpftrace perf; do
     out=$(phase "$t"); res[$t]+="$out;"
     echo "round $r: $t prog_avg_ns prog%server tool%server complete% runs server_cpu_s = $out" >&2
   done
 done
 echo
 echo "CPU profile at 99 Hz, tickgame + $BOTS bots, $ROUNDS rounds of ${PHASE} s (median):"
-printf '%-10s %14s %18s %18s %16s\n' tracer "prog avg (ns)" "prog % server CPU" "tool % server CPU" "stack to main"
-for t in tickprobe bpftrace perf; do
+printf '%-14s %14s %18s %18s %16s\n' tracer "prog avg (ns)" "prog % server CPU" "tool % server CPU" "stack to main"
+for t in tickprobe tickprobe-user bpftrace perf; do
   python3 - "$t" "${res[$t]}" <<'PY'
 import statistics, sys
 rows = [[float(x) for x in r.split()] for r in sys.argv[2].split(";") if r.strip()]
 med = lambda i: statistics.median(r[i] for r in rows)
 bpf = sys.argv[1] != "perf"
-print(f"{sys.argv[1]:10s} {(f'{med(0):.0f}' if bpf else '-'):>14s} {(f'{med(1):.3f}%' if bpf else '-'):>18s} {med(2):17.2f}% {med(3):15.1f}%")
+print(f"{sys.argv[1]:14s} {(f'{med(0):.0f}' if bpf else '-'):>14s} {(f'{med(1):.3f}%' if bpf else '-'):>18s} {med(2):17.2f}% {med(3):15.1f}%")
 PY
 done
+echo "(tickprobe-user: --no-kernel, user stacks only, as the bpftrace script records)"
 echo "(perf samples through perf_event without BPF; its cost is its own process CPU plus the kernel's copy of 8 KiB of stack per sample)"

@@ -23,6 +23,15 @@ struct {
 	__type(value, __u32);
 } targets SEC(".maps");
 
+/* The same set as one cache line (struct tp_target_filter), shared too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct tp_target_filter);
+} target_filter SEC(".maps");
+
 /* Per-family self-accounting, indexed by enum tp_counter (counters.def). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -45,7 +54,28 @@ static __always_inline void tp_count_error(__u32 which)
 
 static __always_inline bool tp_is_target(__u32 tgid)
 {
-	return tgid != 0 && bpf_map_lookup_elem(&targets, &tgid) != NULL;
+	__u32 zero = 0, seq, n;
+	struct tp_target_filter *f;
+	bool found = false;
+
+	if (tgid == 0)
+		return false;
+	f = bpf_map_lookup_elem(&target_filter, &zero);
+	if (f && *(volatile __u32 *)&f->enabled) {
+		seq = *(volatile __u32 *)&f->seq;
+		n = *(volatile __u32 *)&f->count;
+		if (!(seq & 1) && n <= TP_FILTER_TGIDS) {
+			for (int i = 0; i < TP_FILTER_TGIDS; i++) {
+				if (i < n && *(volatile __u32 *)&f->tgids[i] == tgid)
+					found = true;
+			}
+			/* x86 keeps loads in order: an unchanged even seq means
+			 * no rewrite overlapped the reads. */
+			if (*(volatile __u32 *)&f->seq == seq)
+				return found;
+		}
+	}
+	return bpf_map_lookup_elem(&targets, &tgid) != NULL;
 }
 
 #endif /* TICKPROBE_COMMON_BPF_H */

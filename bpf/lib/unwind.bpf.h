@@ -10,7 +10,10 @@
  * Cost: per frame, one mapping binary search (<= 8 steps over the process's
  * sorted executable mappings) and, where CFI is used, one row binary search
  * (<= 21 steps over the binary's rows). Frames inside binaries that keep
- * frame pointers take the cheap FP step instead (two user reads).
+ * frame pointers take the cheap FP step instead (two user reads). Families
+ * that define TP_FRAME_CACHE (profile) look both searches' result up in a
+ * per-CPU cache first (struct tp_frame_cache_entry): one cache line per
+ * frame whose PC was seen before.
  */
 #ifndef TICKPROBE_UNWIND_BPF_H
 #define TICKPROBE_UNWIND_BPF_H
@@ -54,7 +57,7 @@ struct {
 struct tp_unwind_scratch {
 	__u64 ip, sp, bp;
 	__u32 tgid;
-	__u32 pad;
+	__u32 frame_gen;  /* tp_proc_maps.generation at the walk's start; 0 = no frame cache */
 	__u64 uret_tramp; /* the task's uretprobe trampoline address, 0 = none */
 	__u64 uret_next;  /* struct return_instance * of the next trampoline slot */
 	/* Go: a walk that started on g0/gsignal (see struct tp_go_info) */
@@ -216,6 +219,157 @@ static __always_inline struct tp_unwind_row *tp_find_row(__u32 start, __u32 coun
 	return bpf_map_lookup_elem(&unwind_rows, &lo);
 }
 
+/* What a frame's unwind needs from the mapping and row searches: the CFI
+ * row that covers its PC (cfa_type TP_CFA_INVALID: none, walk by frame
+ * pointer), and whether the PC lay in no known mapping. */
+struct tp_frame_rule {
+	struct tp_unwind_row row;
+	__u32 no_mapping;
+};
+
+/* The frame rule for PC ip, frame n, computed from the process's tables.
+ * Returns the generation of the tables it used (0: none). */
+static __always_inline __u32 tp_frame_rule_compute(struct tp_unwind_scratch *s, __u64 ip, __u32 n,
+						   struct tp_frame_rule *rule)
+{
+	struct tp_proc_maps *pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
+	struct tp_mapping *m = NULL;
+
+	/* Whole, padding too: it is compared and copied into the cache. */
+	__builtin_memset(rule, 0, sizeof(*rule));
+	rule->row.cfa_type = TP_CFA_INVALID;
+	if (pm)
+		m = tp_find_mapping(pm, ip);
+	rule->no_mapping = !m;
+	/* The leaf's PC is exact; callers' PCs are return addresses, which may
+	 * already lie past the end of the calling function: look up pc - 1. */
+	if (m && m->row_count && (n == 0 || !(m->flags & TP_MAPPING_FP))) {
+		__u64 rel = ip - m->bias - (n ? 1 : 0);
+		struct tp_unwind_row *row = tp_find_row(m->row_start, m->row_count, rel);
+		if (row)
+			rule->row = *row;
+	}
+	return pm ? pm->generation : 0;
+}
+
+#ifdef TP_FRAME_CACHE
+/*
+ * Per-CPU frame cache (families that define TP_FRAME_CACHE: profile).
+ * A frame's rule is a pure function of (process tables, PC, leaf or not):
+ * tp_proc_maps is rewritten whole under a new generation (never reused
+ * while running) and unwind_rows is append-only, so (tgid, generation, ip,
+ * leaf) names one rule for good. Outer frames (main, the server loop) repeat
+ * in every sample; their rules come from one cache line here instead of a
+ * mapping search and a row binary search of up to 22 steps through a table
+ * of megabytes (each step a cold cache and TLB miss at 99 Hz). Direct
+ * mapped: a colliding frame overwrites the slot. The walk itself (the
+ * registers and user memory) is never cached, so stacks stay exact.
+ * frame_cache_mode (user space sets it): 0 off, 1 on, 2 verify (every hit
+ * is recomputed and compared; differences are counted, the computed rule
+ * is used: tests).
+ */
+#ifndef TP_FRAME_CACHE_SLOTS
+#define TP_FRAME_CACHE_SLOTS 2048 /* power of 2; 32 bytes each, per CPU */
+#endif
+_Static_assert((TP_FRAME_CACHE_SLOTS & (TP_FRAME_CACHE_SLOTS - 1)) == 0, "TP_FRAME_CACHE_SLOTS: power of 2");
+
+const volatile __u32 frame_cache_mode = 1;
+
+struct tp_frame_cache_entry {
+	__u64 ip;
+	__u32 generation; /* 0: empty */
+	__u32 tgid;
+	struct tp_unwind_row row;
+	__u8 leaf;
+	__u8 no_mapping;
+	__u16 pad;
+};
+_Static_assert(sizeof(struct tp_frame_cache_entry) == 32, "tp_frame_cache_entry: 32 bytes");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TP_FRAME_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct tp_frame_cache_entry);
+} frame_cache SEC(".maps");
+
+/* At a walk's start: the generation the walk's cache lookups must match. */
+static __always_inline void tp_frame_cache_begin(struct tp_unwind_scratch *s)
+{
+	struct tp_proc_maps *pm;
+	s->frame_gen = 0;
+	if (!frame_cache_mode)
+		return;
+	pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
+	if (pm)
+		s->frame_gen = pm->generation;
+}
+
+static __always_inline bool tp_frame_rule_equal(struct tp_frame_rule *a, struct tp_frame_rule *b)
+{
+	if (a->no_mapping != b->no_mapping || a->row.cfa_type != b->row.cfa_type)
+		return false;
+	if (a->row.cfa_type == TP_CFA_INVALID)
+		return true;
+	return a->row.cfa_offset == b->row.cfa_offset && a->row.rbp_rule == b->row.rbp_rule &&
+	       a->row.rbp_offset == b->row.rbp_offset;
+}
+
+static __always_inline void tp_frame_rule_get(struct tp_unwind_scratch *s, __u64 ip, __u32 n,
+					      struct tp_frame_rule *rule)
+{
+	struct tp_frame_cache_entry *e;
+	__u32 gen = s->frame_gen, leaf = n == 0, slot;
+
+	if (!gen) {
+		tp_frame_rule_compute(s, ip, n, rule);
+		return;
+	}
+	slot = (__u32)(((ip + leaf) ^ ((__u64)gen << 40)) * 0x9e3779b97f4a7c15ULL >> 32) & (TP_FRAME_CACHE_SLOTS - 1);
+	e = bpf_map_lookup_elem(&frame_cache, &slot);
+	if (!e) {
+		tp_frame_rule_compute(s, ip, n, rule);
+		return;
+	}
+	if (e->ip == ip && e->generation == gen && e->tgid == s->tgid && e->leaf == leaf) {
+		struct tp_frame_rule cached;
+		tp_count_error(TP_CTR_FRAME_CACHE_HITS);
+		cached.row = e->row;
+		cached.no_mapping = e->no_mapping;
+		if (frame_cache_mode != 2) {
+			*rule = cached;
+			return;
+		}
+		tp_frame_rule_compute(s, ip, n, rule);
+		if (!tp_frame_rule_equal(rule, &cached))
+			tp_count_error(TP_ERR_FRAME_CACHE_MISMATCH);
+		return;
+	}
+	tp_count_error(TP_CTR_FRAME_CACHE_MISSES);
+	/* Only a rule from the walk's own generation is stored: one computed
+	 * from tables rewritten mid-walk would be filed under the old name. */
+	if (tp_frame_rule_compute(s, ip, n, rule) != gen)
+		return;
+	e->ip = ip;
+	e->generation = gen;
+	e->tgid = s->tgid;
+	e->row = rule->row;
+	e->leaf = leaf;
+	e->no_mapping = rule->no_mapping;
+}
+#else
+static __always_inline void tp_frame_cache_begin(struct tp_unwind_scratch *s)
+{
+	s->frame_gen = 0;
+}
+
+static __always_inline void tp_frame_rule_get(struct tp_unwind_scratch *s, __u64 ip, __u32 n,
+					      struct tp_frame_rule *rule)
+{
+	tp_frame_rule_compute(s, ip, n, rule);
+}
+#endif
+
 /* A pending uretprobe replaced a return address on the stack with the
  * trampoline (the first slot of the [uprobes] XOL area), which no mapping
  * covers: without this a sample inside a uretprobed function stops there.
@@ -315,8 +469,8 @@ static __always_inline void tp_go_arm(struct tp_unwind_scratch *s)
 static long tp_unwind_step(__u32 index, void *unused)
 {
 	struct tp_unwind_scratch *s = tp_scratch();
-	struct tp_proc_maps *pm;
-	struct tp_mapping *m = NULL;
+	struct tp_frame_rule rule;
+	struct tp_unwind_row *row;
 	__u64 ip, cfa = 0, ra = 0, next_bp;
 	__u32 n;
 
@@ -362,56 +516,48 @@ static long tp_unwind_step(__u32 index, void *unused)
 			return tp_go_hop(s, hop);
 	}
 
-	pm = bpf_map_lookup_elem(&proc_maps, &s->tgid);
-	if (pm)
-		m = tp_find_mapping(pm, ip);
-	if (!m)
+	tp_frame_rule_get(s, ip, n, &rule);
+	if (rule.no_mapping)
 		s->user.flags |= TP_STACK_NO_MAPPING;
-
-	/* The leaf's PC is exact; callers' PCs are return addresses, which may
-	 * already lie past the end of the calling function: look up pc - 1. */
-	if (m && m->row_count && (n == 0 || !(m->flags & TP_MAPPING_FP))) {
-		__u64 rel = ip - m->bias - (n ? 1 : 0);
-		struct tp_unwind_row *row = tp_find_row(m->row_start, m->row_count, rel);
-		if (row && row->cfa_type == TP_CFA_UNSUPPORTED)
-			tp_count_error(TP_ERR_UNWIND_EXPR_UNSUPPORTED);
-		if (row && row->cfa_type != TP_CFA_INVALID && row->cfa_type != TP_CFA_UNSUPPORTED) {
-			__u8 type = row->cfa_type;
-			__s32 off = row->cfa_offset;
-			if (type == TP_CFA_END)
-				return 1;
-			if (type == TP_CFA_RSP) {
-				cfa = s->sp + off;
-			} else if (type == TP_CFA_RBP) {
-				cfa = s->bp + off;
-			} else if (type == TP_CFA_DEREF_RSP || type == TP_CFA_DEREF_RBP) {
-				/* CFA = *(reg + inner) + outer: the pre-realignment rsp saved in the frame. */
-				__u64 base = (type == TP_CFA_DEREF_RSP ? s->sp : s->bp) + TP_CFA_DEREF_INNER(off);
-				if (tp_read_word(&cfa, base)) {
-					s->user.flags |= TP_STACK_READ_FAULT;
-					return 1;
-				}
-				cfa += TP_CFA_DEREF_OUTER(off);
-			} else { /* TP_CFA_PLT */
-				cfa = s->sp + 8 + (((ip & 15) >= (__u64)off) ? 8 : 0);
-			}
-			if (tp_read_word(&ra, cfa - 8)) {
+	row = &rule.row;
+	if (row->cfa_type == TP_CFA_UNSUPPORTED)
+		tp_count_error(TP_ERR_UNWIND_EXPR_UNSUPPORTED);
+	if (row->cfa_type != TP_CFA_INVALID && row->cfa_type != TP_CFA_UNSUPPORTED) {
+		__u8 type = row->cfa_type;
+		__s32 off = row->cfa_offset;
+		if (type == TP_CFA_END)
+			return 1;
+		if (type == TP_CFA_RSP) {
+			cfa = s->sp + off;
+		} else if (type == TP_CFA_RBP) {
+			cfa = s->bp + off;
+		} else if (type == TP_CFA_DEREF_RSP || type == TP_CFA_DEREF_RBP) {
+			/* CFA = *(reg + inner) + outer: the pre-realignment rsp saved in the frame. */
+			__u64 base = (type == TP_CFA_DEREF_RSP ? s->sp : s->bp) + TP_CFA_DEREF_INNER(off);
+			if (tp_read_word(&cfa, base)) {
 				s->user.flags |= TP_STACK_READ_FAULT;
 				return 1;
 			}
-			if (row->rbp_rule == TP_RBP_OFFSET) {
-				if (tp_read_word(&next_bp, cfa + row->rbp_offset))
-					next_bp = 0;
-				s->bp = next_bp;
-			} else if (row->rbp_rule == TP_RBP_UNDEF) {
-				s->bp = 0;
-			}
-			if (cfa <= s->sp)
-				return 1; /* the stack must grow towards the root */
-			s->sp = cfa;
-			s->ip = ra;
-			return 0;
+			cfa += TP_CFA_DEREF_OUTER(off);
+		} else { /* TP_CFA_PLT */
+			cfa = s->sp + 8 + (((ip & 15) >= (__u64)off) ? 8 : 0);
 		}
+		if (tp_read_word(&ra, cfa - 8)) {
+			s->user.flags |= TP_STACK_READ_FAULT;
+			return 1;
+		}
+		if (row->rbp_rule == TP_RBP_OFFSET) {
+			if (tp_read_word(&next_bp, cfa + row->rbp_offset))
+				next_bp = 0;
+			s->bp = next_bp;
+		} else if (row->rbp_rule == TP_RBP_UNDEF) {
+			s->bp = 0;
+		}
+		if (cfa <= s->sp)
+			return 1; /* the stack must grow towards the root */
+		s->sp = cfa;
+		s->ip = ra;
+		return 0;
 	}
 
 	/* Frame-pointer step: [bp] is the caller's bp, [bp+8] the return address. */
@@ -483,6 +629,7 @@ static __always_inline __u64 tp_user_stack(__u32 tgid, __u64 ip, __u64 sp, __u64
 	s->sp = sp;
 	s->bp = bp;
 	s->tgid = tgid;
+	tp_frame_cache_begin(s);
 	s->user.len = 0;
 	s->user.flags = 0;
 	tp_uretprobe_init(s);

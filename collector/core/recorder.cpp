@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/log.h"
@@ -71,10 +72,41 @@ Result<Profile> record_profile(const RecordOptions& opts) {
   loop.interval_s = opts.interval_s;
   loop.stop = opts.stop;
   loop.gone = [&] { return s.targets().empty(); };
+  // The CPU profile needs no per-second work: the kernel aggregates, so it
+  // is drained when its count map could be half full, its stacks pruned
+  // when the stack map could be, and the maps re-read when a PC fell in no
+  // known mapping (dlopen, exec) or every kMapsRefreshTicks ticks; bounds
+  // from the samples taken (each adds <= 1 count key and <= 2 stacks).
+  // Progress on a terminal still drains every tick. Off-CPU: every tick.
+  constexpr int kMapsRefreshTicks = 10;
+  if (cpu && !opts.on_progress) loop.max_sleep_s = opts.interval_s;
+  // Samples one interval can add (cpu-clock may overshoot its frequency):
+  // the maps must hold them on top of what is there at a tick.
+  const uint64_t per_tick = static_cast<uint64_t>(2.0 * opts.cpu.frequency * std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)) *
+                                                  std::max(opts.interval_s, 0.001)) + 1;
+  uint64_t drained_at = 0, pruned_at = 0, no_mapping_seen = 0;
+  size_t stacks_held = 0;
+  int ticks = 0;
   loop.tick = [&](double elapsed) {
-    family->drain();
-    s.refresh_targets();
-    s.stacks().prune_if_needed();
+    ticks++;
+    if (!cpu || opts.on_progress) {
+      family->drain();
+      s.refresh_targets();
+      s.stacks().prune_if_needed();
+    } else {
+      const uint64_t taken = cpu->samples_taken();
+      if ((taken - drained_at + per_tick) * 2 >= opts.cpu.max_counts) {
+        family->drain();
+        drained_at = taken;
+      }
+      if (stacks_held + 2 * (taken - pruned_at + per_tick) >= s.stacks().capacity() / 2) {
+        stacks_held = s.stacks().prune_if_needed();
+        pruned_at = taken;
+      }
+      uint64_t no_mapping = cpu->bpf_counter(TP_ERR_UNWIND_NO_MAPPING);
+      s.refresh_targets(/*reread_maps=*/no_mapping != no_mapping_seen || ticks % kMapsRefreshTicks == 0);
+      no_mapping_seen = no_mapping;
+    }
     if (opts.on_progress) {
       RecordProgress p;
       p.elapsed_s = elapsed;

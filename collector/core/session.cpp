@@ -91,6 +91,7 @@ Status Session::add_target(uint32_t pid) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   targets_.insert(pid);
+  publish_target_filter_locked();
   names_[pid] = process_comm(pid);
   stats_.targets_added++;
   stats_.targets = targets_.size();
@@ -98,19 +99,28 @@ Status Session::add_target(uint32_t pid) {
 }
 
 void Session::remove_target(uint32_t pid) {
+  {
+    // The filter first: it must never name a process the hash lacks.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (targets_.erase(pid)) stats_.targets_removed++;
+    stats_.targets = targets_.size();
+    publish_target_filter_locked();
+  }
   bpf_map_delete_elem(maps_.targets_fd(), &pid);
   unwind_->remove_process(pid);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (targets_.erase(pid)) stats_.targets_removed++;
-  stats_.targets = targets_.size();
 }
 
-void Session::refresh_targets() {
+void Session::publish_target_filter_locked() {
+  maps_.publish_target_filter(std::vector<uint32_t>(targets_.begin(), targets_.end()));
+}
+
+void Session::refresh_targets(bool reread_maps) {
   for (uint32_t pid : targets()) {
     if (!process_alive(pid)) {
       remove_target(pid);
       continue;
     }
+    if (!reread_maps) continue;
     // Only a changed memory map (dlopen, exec) needs a new symbolizer snapshot.
     if (auto changed = unwind_->update_process(pid); changed.ok() && *changed) symbolizer_->snapshot_process(pid);
   }

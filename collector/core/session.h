@@ -46,8 +46,9 @@ class Session {
   // Stops tracing it (after exit). The symbolizer keeps its snapshot.
   void remove_target(uint32_t pid);
   // Re-reads the memory maps of every target (catches dlopen); cheap when
-  // nothing changed. Drops targets that are gone.
-  void refresh_targets();
+  // nothing changed. Drops targets that are gone. With reread_maps false,
+  // only drops the gone ones (one kill(pid, 0) each).
+  void refresh_targets(bool reread_maps = true);
   std::set<uint32_t> targets() const;
   // Process name of a (possibly exited) target.
   std::string process_name(uint32_t pid);
@@ -63,6 +64,8 @@ class Session {
 
  private:
   Session() = default;
+  // Copies targets_ to the programs' one-line filter (mu_ held).
+  void publish_target_filter_locked();
   SharedMaps maps_;
   std::unique_ptr<StackStore> stacks_;
   std::unique_ptr<Symbolizer> symbolizer_;

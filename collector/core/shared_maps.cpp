@@ -1,5 +1,7 @@
 #include "core/shared_maps.h"
 
+#include <sys/mman.h>
+
 #include <bpf/bpf.h>
 #include <linux/types.h>
 
@@ -79,6 +81,14 @@ Result<SharedMaps> SharedMaps::create(const SharedMapSizes& sizes) {
   if (!p) return p.error();
   auto s = make_map(BPF_MAP_TYPE_HASH, "stacks", 8, sizeof(tp_stack), sizes.max_stacks, lazy);
   if (!s) return s.error();
+  // One page, mmapped: rewritten in place as a seqlock (publish_target_filter).
+  auto f = make_map(BPF_MAP_TYPE_ARRAY, "target_filter", 4, sizeof(tp_target_filter), 1, BPF_F_MMAPABLE);
+  if (!f) return f.error();
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* mem = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, f->get(), 0);
+  if (mem == MAP_FAILED) return Error::from_errno("failed to map the target filter", errno, "run `tickprobe doctor`");
+  m.target_filter_mem_ = std::unique_ptr<void, Unmap>(mem, Unmap{page});
+  m.target_filter_ = f.take();
   m.targets_ = t.take();
   m.unwind_rows_ = r.take();
   m.proc_maps_ = p.take();
@@ -93,7 +103,8 @@ Status SharedMaps::reuse_in(bpf_object* obj) const {
   } shared[] = {{"targets", targets_.get()},
                 {"unwind_rows", unwind_rows_.get()},
                 {"proc_maps", proc_maps_.get()},
-                {"stacks", stacks_.get()}};
+                {"stacks", stacks_.get()},
+                {"target_filter", target_filter_.get()}};
   for (const auto& s : shared) {
     bpf_map* map = bpf_object__find_map_by_name(obj, s.name);
     if (!map) continue;  // this family does not use it
@@ -101,6 +112,27 @@ Status SharedMaps::reuse_in(bpf_object* obj) const {
     if (err) return Error::from_errno(std::string("failed to share map ") + s.name, err);
   }
   return {};
+}
+
+void SharedMaps::Unmap::operator()(void* p) const {
+  if (p) munmap(p, len);
+}
+
+void SharedMaps::publish_target_filter(const std::vector<uint32_t>& tgids) const {
+  auto* f = static_cast<tp_target_filter*>(target_filter_mem_.get());
+  if (!f) return;
+  // Seqlock writer: readers (tp_is_target) retry through the hash while seq
+  // is odd or moved. x86 keeps stores in order; the fences stop the compiler.
+  uint32_t seq = __atomic_load_n(&f->seq, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint32_t n = static_cast<uint32_t>(tgids.size());
+  __atomic_store_n(&f->count, n, __ATOMIC_RELAXED);
+  for (uint32_t i = 0; i < TP_FILTER_TGIDS; i++)
+    __atomic_store_n(&f->tgids[i], i < n ? tgids[i] : 0u, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&f->seq, seq + 2, __ATOMIC_RELAXED);
+  __atomic_store_n(&f->enabled, 1u, __ATOMIC_RELAXED);
 }
 
 uint64_t bpf_map_memory_bytes() {

@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/bpf_link.h"
@@ -37,10 +38,19 @@ class SharedMaps {
   int proc_maps_fd() const { return proc_maps_.get(); }
   int stacks_fd() const { return stacks_.get(); }
   const SharedMapSizes& sizes() const { return sizes_; }
+  // Rewrites the one-line copy of the target set (struct tp_target_filter)
+  // that the programs test first. Call after adding to the targets hash and
+  // before deleting from it; the caller serializes calls.
+  void publish_target_filter(const std::vector<uint32_t>& tgids) const;
 
  private:
+  struct Unmap {
+    size_t len;  // no default member initializer: it would not be default constructible here
+    void operator()(void* p) const;
+  };
   SharedMapSizes sizes_;
-  UniqueFd targets_, unwind_rows_, proc_maps_, stacks_;
+  UniqueFd targets_, unwind_rows_, proc_maps_, stacks_, target_filter_;
+  std::unique_ptr<void, Unmap> target_filter_mem_;  // the mmapped value
 };
 
 // BPF_F_NO_PREALLOC for hash maps that perf_event programs use: kernels

@@ -35,7 +35,7 @@ const StackFrames* StackStore::get(uint64_t hash) {
   return &cache_.emplace(hash, std::move(f)).first->second;
 }
 
-void StackStore::prune_if_needed() {
+size_t StackStore::prune_if_needed() {
   std::vector<uint64_t> keys;
   uint64_t key = 0, next = 0;
   void* prev = nullptr;
@@ -45,13 +45,14 @@ void StackStore::prune_if_needed() {
     prev = &key;
     if (keys.size() > map_capacity_) break;
   }
-  if (keys.size() * 2 < map_capacity_) return;
+  if (keys.size() * 2 < map_capacity_) return keys.size();
   for (uint64_t k : keys) {
     get(k);  // keep a copy
     bpf_map_delete_elem(fd_, &k);
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.pruned += keys.size();
+  return 0;
 }
 
 StackStoreStats StackStore::stats() const {

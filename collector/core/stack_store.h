@@ -29,7 +29,9 @@ class StackStore {
   // nullptr for hash 0 (no stack) or a stack that is gone (counted).
   const StackFrames* get(uint64_t hash);
   // When the BPF map is more than half full, caches and deletes its entries.
-  void prune_if_needed();
+  // Returns the entries the map holds afterwards.
+  size_t prune_if_needed();
+  uint32_t capacity() const { return map_capacity_; }
   StackStoreStats stats() const;
 
  private:

@@ -15,6 +15,11 @@ struct WatchLoop {
   std::function<bool()> gone;            // optional: true ends the loop (targets exited)
   std::function<void(int timeout_ms)> poll;  // optional: waits up to timeout_ms for events
   std::function<void(double elapsed_s)> tick;
+  // Longest single sleep without poll. A signal that sets `stop` ends the
+  // sleep early (nanosleep is never restarted after a handler), so a loop
+  // whose `gone` only changes in `tick` can sleep up to the next tick and
+  // wake once per interval instead of ten times (the one-shot recorder).
+  double max_sleep_s = 0.1;
 };
 
 // Returns the seconds the loop ran.

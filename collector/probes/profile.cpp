@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "core/uprobe_multi.h"
@@ -25,12 +26,20 @@ Result<std::unique_ptr<CpuProfileProbe>> CpuProfileProbe::create(Session& sessio
     return Error("invalid sampling frequency " + std::to_string(opts.frequency),
                  "use --frequency between 1 and 10000 Hz");
   std::unique_ptr<CpuProfileProbe> p(new CpuProfileProbe(session, opts));
+  // TICKPROBE_FRAME_CACHE=off|verify: for tests and A/B measurements.
+  if (const char* env = std::getenv("TICKPROBE_FRAME_CACHE")) {
+    if (std::strcmp(env, "off") == 0) p->opts_.frame_cache = FrameCacheMode::kOff;
+    else if (std::strcmp(env, "verify") == 0) p->opts_.frame_cache = FrameCacheMode::kVerify;
+    else if (std::strcmp(env, "on") != 0)
+      return Error(std::string("invalid TICKPROBE_FRAME_CACHE=") + env, "use on, off or verify");
+  }
 
   // open -> configure -> load; attached per CPU below.
   auto skel = load_skeleton(
       session, "profile", TP_SKELETON_OPS(profile),
       [&](profile_bpf* sk) -> Status {
         sk->rodata->collect_kernel = opts.kernel_stacks;
+        sk->rodata->frame_cache_mode = static_cast<uint32_t>(p->opts_.frame_cache);
         bpf_map__set_max_entries(sk->maps.counts_0, opts.max_counts);
         bpf_map__set_max_entries(sk->maps.counts_1, opts.max_counts);
         return {};
@@ -132,6 +141,20 @@ Counters CpuProfileProbe::counters() const {
   c[TP_CTR_SAMPLES] = samples_;
   c[TP_ERR_DRAIN_WAIT] += drain_wait_timeouts_;
   return c;
+}
+
+uint64_t CpuProfileProbe::samples_taken() const {
+  return __atomic_load_n(&skel_->bss->samples_taken, __ATOMIC_RELAXED);
+}
+
+uint64_t CpuProfileProbe::bpf_counter(uint32_t id) const {
+  int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0 || id >= TP_COUNTER_MAX) return 0;
+  std::vector<uint64_t> v(static_cast<size_t>(ncpus));
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.errors), &id, v.data()) != 0) return 0;
+  uint64_t sum = 0;
+  for (uint64_t x : v) sum += x;
+  return sum;
 }
 
 FamilySpec profile_family_spec() {

@@ -21,11 +21,16 @@ namespace tickprobe {
 
 class Session;
 
+// The unwinder's per-CPU frame cache (bpf/lib/unwind.bpf.h, TP_FRAME_CACHE);
+// kVerify recomputes every hit and counts differences (frame_cache_mismatches).
+enum class FrameCacheMode : uint32_t { kOff = 0, kOn = 1, kVerify = 2 };
+
 struct CpuProfileOptions {
   uint32_t frequency = 99;       // samples per second per CPU
   bool kernel_stacks = true;
   bool force_cpu_clock = false;  // skip the hardware cycles event
   uint32_t max_counts = 16384;   // distinct (thread, stack) slots per interval
+  FrameCacheMode frame_cache = FrameCacheMode::kOn;  // env TICKPROBE_FRAME_CACHE=off|verify overrides
 };
 
 class CpuProfileProbe : public Family {
@@ -49,6 +54,11 @@ class CpuProfileProbe : public Family {
   const std::string& event_name() const { return event_name_; }
   uint32_t frequency() const { return opts_.frequency; }
   Counters counters() const override;
+  // Target samples the kernel side has taken so far (drained or not): a
+  // bound on how full the count and stack maps can have become.
+  uint64_t samples_taken() const;
+  // One of the BPF self-accounting counters, summed over CPUs (one syscall).
+  uint64_t bpf_counter(uint32_t id) const;
   // The profile's shape: samples and CPU nanoseconds (samples * period).
   ProfileShape shape() const;
 

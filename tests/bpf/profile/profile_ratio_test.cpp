@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -126,6 +127,56 @@ TEST(ProfileBpf, OffCpuSharesThroughLibcWrappers) {
   // the named function (a plain FP walk would skip it).
   EXPECT_GT(inc["usleep"].callers["wait_on_sleep"], 0.95 * inc["usleep"].value);
   EXPECT_GT(inc["poll"].callers["wait_on_poll"], 0.95 * inc["poll"].value);
+}
+
+// Samples per pid of `tickprobe profile` over the given targets.
+std::map<int, double> samples_per_pid(const std::vector<pid_t>& targets) {
+  std::string cmd = kBin + "/tickprobe profile -q -d 2 -F 199 --format json";
+  for (pid_t p : targets) cmd += " --pid " + std::to_string(p);
+  int rc = -1;
+  std::string out = run_capture(cmd, &rc);
+  EXPECT_EQ(rc, 0) << out.substr(0, 2000);
+  std::map<int, double> per;
+  if (rc != 0) return per;
+  auto j = nlohmann::json::parse(out);
+  for (const auto& s : j["samples"]) per[s["pid"].get<int>()] += s["values"][0].get<double>();
+  EXPECT_FALSE(per.empty()) << cmd << "\n" << j["counters"].dump() << "\n" << j["comments"].dump();
+  return per;
+}
+
+// The programs test a one-line copy of the target set first (struct
+// tp_target_filter) and the targets hash only when more targets than fit
+// (13): either way exactly the targets are sampled. Two busy fixtures, one
+// traced; then the same with 14 idle `sleep` targets added (the hash path).
+TEST(ProfileBpf, OnlyTargetsAreSampledThroughTheFilterAndTheHash) {
+  pid_t traced = start_fixture("cpu_fixture", "20");
+  pid_t other = start_fixture("cpu_fixture", "20");
+  ASSERT_GT(traced, 0);
+  ASSERT_GT(other, 0);
+  auto small = samples_per_pid({traced});
+  std::vector<pid_t> many = {traced};
+  std::vector<pid_t> sleepers;
+  for (int i = 0; i < 14; i++) {
+    pid_t p = fork();
+    if (p == 0) {
+      execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    sleepers.push_back(p);
+    many.push_back(p);
+  }
+  auto large = samples_per_pid(many);
+  for (pid_t p : sleepers) stop(p);
+  stop(traced);
+  stop(other);
+  // ~400 samples of a busy thread at 199 Hz for 2 s (fewer on a loaded machine).
+  EXPECT_GT(small[traced], 100);
+  EXPECT_EQ(small.count(other), 0u);
+  EXPECT_EQ(small.size(), 1u);
+  EXPECT_GT(large[traced], 100);
+  EXPECT_EQ(large.count(other), 0u);
+  std::printf("filter: traced %.0f samples; hash (15 targets): traced %.0f samples; untraced 0 and 0\n",
+              small[traced], large[traced]);
 }
 
 TEST(ProfileBpf, PprofIsReadByGoTool) {

@@ -3,6 +3,9 @@
 // count-slot handshake.
 #include <gtest/gtest.h>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <set>
 #include <string>
@@ -130,6 +133,44 @@ TEST(WatchLoop, StopsWhenTheTargetsAreGoneOrWhenAsked) {
   WatchLoop g;
   g.gone = [] { return true; };
   EXPECT_LT(run_watch_loop(g), 1.0);
+}
+
+// A loop that sleeps a whole interval at once (max_sleep_s, the one-shot
+// recorder) still ends when a signal handler sets stop: the signal cuts the
+// nanosleep short. The interval is 30 s, so ending within 10 s can only be
+// the signal's doing.
+std::atomic<bool> g_watch_stop{false};
+extern "C" void watch_test_on_signal(int) { g_watch_stop = true; }
+
+TEST(WatchLoop, LongSleepEndsOnASignal) {
+  struct sigaction sa {};
+  sa.sa_handler = watch_test_on_signal;
+  sa.sa_flags = SA_RESTART;  // nanosleep is never restarted regardless
+  struct sigaction old {};
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  g_watch_stop = false;
+  WatchLoop w;
+  w.interval_s = 30;
+  w.max_sleep_s = 30;
+  w.stop = &g_watch_stop;
+  int ticks = 0;
+  w.tick = [&](double) { ticks++; };
+  pthread_t self = pthread_self();
+  std::atomic<bool> returned{false};
+  // Again every 100 ms until the loop returned: one that landed between the
+  // loop's stop check and its nanosleep would be slept through.
+  std::thread poker([self, &returned] {
+    while (!returned) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!returned) pthread_kill(self, SIGUSR1);
+    }
+  });
+  double ran = run_watch_loop(w);
+  returned = true;
+  poker.join();
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_LT(ran, 10.0);
+  EXPECT_EQ(ticks, 0);
 }
 
 // The user-space half of the slot handshake waits for a writer that still
