@@ -12,6 +12,8 @@
 #    thread start (start_thread / clone3 / _start).
 #
 # usage: scripts/bench_profile.sh [BOTS=200] [ROUNDS=2] [PHASE_SECONDS=10]
+#   TRACERS="tickprobe bpftrace"  a subset of the phases (default: all of
+#   tickprobe tickprobe-user tickprobe-threv bpftrace perf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench_lib.sh
@@ -38,6 +40,7 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   prog_snapshot "$W/s0.json"
   case $1 in
     tickprobe) "$BIN/tickprobe" profile -q --pid "$game" -F 99 -d $((PHASE + 20)) -f folded -o "$W/tickprobe.folded" 2> /dev/null & tp=$!; name=handle_cpu_sample ;;
+    tickprobe-threv) TICKPROBE_PROFILE_EVENTS=thread "$BIN/tickprobe" profile -q --pid "$game" -F 99 -d $((PHASE + 20)) -f folded -o "$W/tickprobe.folded" 2> /dev/null & tp=$!; name=handle_cpu_sample ;;
     tickprobe-user) "$BIN/tickprobe" profile -q --no-kernel --pid "$game" -F 99 -d $((PHASE + 20)) -f folded -o "$W/tickprobe.folded" 2> /dev/null & tp=$!; name=handle_cpu_sample ;;
     bpftrace) bpftrace -e "profile:hz:99 /pid == $game/ { @[ustack(perf, 127)] = count(); }" > "$W/bpftrace.txt" 2> /dev/null & tp=$!; name="*" ;;
     perf) perf record -q -F 99 --call-graph dwarf -p "$game" -o "$W/perf.data" > /dev/null 2>&1 & tp=$! ;;
@@ -59,7 +62,7 @@ phase() {  # $1 = tickprobe|bpftrace|perf -> "prog_avg_ns prog_pct tool_pct comp
   kill "$bots" "$game" 2> /dev/null || true; wait "$bots" "$game" 2> /dev/null || true
   local complete
   case $1 in
-    tickprobe|tickprobe-user) complete=$(awk '{v=$NF; t+=v; if ($0 ~ /(^|;)(_start|main|start_thread|clone3|clone)(;| )/) c+=v} END {printf "%.1f", t ? 100*c/t : 0}' "$W/tickprobe.folded") ;;
+    tickprobe|tickprobe-user|tickprobe-threv) complete=$(awk '{v=$NF; t+=v; if ($0 ~ /(^|;)(_start|main|start_thread|clone3|clone)(;| )/) c+=v} END {printf "%.1f", t ? 100*c/t : 0}' "$W/tickprobe.folded") ;;
     bpftrace) complete=$(awk '/^@\[/ {st=""; next} /^\]: / {t+=$2; if (st ~ /(^| )(_start|main|start_thread|clone3|clone)\+/) c+=$2; next} {st = st " " $2} END {printf "%.1f", t ? 100*c/t : 0}' "$W/bpftrace.txt") ;;
     perf) complete=$(perf script -i "$W/perf.data" -F ip,sym 2> /dev/null | awk 'NF==0 {if (n) {t++; if (ok) c++}; n=0; ok=0; next} {n++; if ($2 ~ /^(_start|main|start_thread|clone3|clone)$/) ok=1} END {if (n) {t++; if (ok) c++}; printf "%.1f", t ? 100*c/t : 0}') ;;
   esac
@@ -76,7 +79,7 @@ PY
 
 declare -A res
 for r in $(seq "$ROUNDS"); do
-  for t in tickprobe tickprobe-user bpftrace perf; do
+  for t in ${TRACERS:-tickprobe tickprobe-user tickprobe-threv bpftrace perf}; do
     out=$(phase "$t"); res[$t]+="$out;"
     echo "round $r: $t prog_avg_ns prog%server tool%server complete% runs server_cpu_s = $out" >&2
   done
@@ -84,7 +87,7 @@ done
 echo
 echo "CPU profile at 99 Hz, tickgame + $BOTS bots, $ROUNDS rounds of ${PHASE} s (median):"
 printf '%-14s %14s %18s %18s %16s\n' tracer "prog avg (ns)" "prog % server CPU" "tool % server CPU" "stack to main"
-for t in tickprobe tickprobe-user bpftrace perf; do
+for t in ${TRACERS:-tickprobe tickprobe-user tickprobe-threv bpftrace perf}; do
   python3 - "$t" "${res[$t]}" <<'PY'
 import statistics, sys
 rows = [[float(x) for x in r.split()] for r in sys.argv[2].split(";") if r.strip()]
@@ -94,4 +97,5 @@ print(f"{sys.argv[1]:14s} {(f'{med(0):.0f}' if bpf else '-'):>14s} {(f'{med(1):.
 PY
 done
 echo "(tickprobe-user: --no-kernel, user stacks only, as the bpftrace script records)"
+echo "(tickprobe-threv: TICKPROBE_PROFILE_EVENTS=thread, one event per target thread, inherited: the program never runs on other processes' ticks; biased towards run-slice starts with cpu-clock, see collector/probes/profile.cpp)"
 echo "(perf samples through perf_event without BPF; its cost is its own process CPU plus the kernel's copy of 8 KiB of stack per sample)"

@@ -75,4 +75,38 @@ Result<CpuSamplingEvents> open_cpu_sampling_events(uint32_t frequency, bool forc
   return out;
 }
 
+Result<UniqueFd> open_thread_sampling_event(uint32_t tid, uint32_t frequency, bool* use_hw) {
+  if (frequency == 0 || frequency > 10000)
+    return Error("invalid sampling frequency " + std::to_string(frequency), "use a frequency between 1 and 10000 Hz");
+  perf_event_attr attr{};
+  attr.size = sizeof(attr);
+  attr.freq = 1;
+  attr.sample_freq = frequency;
+  attr.sample_type = PERF_SAMPLE_RAW;
+  attr.inherit = 1;  // threads and children created later get their own copy, with the program
+  int fd = -1;
+  if (*use_hw) {
+    attr.type = PERF_TYPE_HARDWARE;
+    attr.config = PERF_COUNT_HW_CPU_CYCLES;
+    fd = static_cast<int>(syscall(__NR_perf_event_open, &attr, static_cast<pid_t>(tid), -1, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd < 0 && errno != ESRCH) {
+      TP_LOG_DEBUG("no hardware cycles event (%s); using cpu-clock", std::strerror(errno));
+      *use_hw = false;
+    }
+  }
+  if (fd < 0 && !*use_hw) {
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    fd = static_cast<int>(syscall(__NR_perf_event_open, &attr, static_cast<pid_t>(tid), -1, -1, PERF_FLAG_FD_CLOEXEC));
+  }
+  if (fd < 0) {
+    int err = errno;
+    return Error::from_errno("failed to open a perf event on thread " + std::to_string(tid), err,
+                             err == EACCES || err == EPERM
+                                 ? "not permitted: perf events need CAP_PERFMON (deploy/capabilities.txt)"
+                                 : "check /proc/sys/kernel/perf_event_paranoid; run `tickprobe doctor`");
+  }
+  return UniqueFd(fd);
+}
+
 }  // namespace tickprobe

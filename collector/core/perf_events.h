@@ -1,6 +1,6 @@
-// One sampling perf event per online CPU (hardware cycles when the PMU
-// exists, else cpu-clock), for BPF programs that sample on-CPU threads.
-// The tls family uses it; profile.cpp has the same logic inline.
+// Sampling perf events (hardware cycles when the PMU exists, else
+// cpu-clock) for BPF programs that sample on-CPU threads: one per online
+// CPU (the tls family), or one per target thread, inherited (profile).
 #pragma once
 
 #include <cstdint>
@@ -19,5 +19,12 @@ struct CpuSamplingEvents {
 
 std::vector<int> online_cpu_list();
 Result<CpuSamplingEvents> open_cpu_sampling_events(uint32_t frequency, bool force_cpu_clock = false);
+
+// One sampling event on thread `tid` (any CPU), inherited by the threads
+// and processes it creates later: a program attached to it runs only while
+// that thread (or a descendant) is on a CPU. *use_hw: try hardware cycles
+// first; cleared when the PMU lacks them (then cpu-clock). ESRCH: the
+// thread is gone.
+Result<UniqueFd> open_thread_sampling_event(uint32_t tid, uint32_t frequency, bool* use_hw);
 
 }  // namespace tickprobe

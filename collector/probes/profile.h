@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,28 @@ class CpuProfileProbe : public Family {
 
  private:
   CpuProfileProbe(Session& s, const CpuProfileOptions& o);
+  // Per-thread events: opens one on every thread of pid not covered yet
+  // (rescanning until no thread is new: one created meanwhile by a thread
+  // not yet covered would have inherited nothing).
+  Status cover_threads(uint32_t pid);
   Session& session_;
   CpuProfileOptions opts_;
   SkeletonPtr<profile_bpf> skel_;
-  std::vector<UniqueFd> perf_fds_;
-  std::vector<BpfLink> links_;
+  // Where the sampling events are: one per CPU (default), where the
+  // program also runs on every other process's ticks and filters them out,
+  // or one per target thread, inherited by the threads they create (env
+  // TICKPROBE_PROFILE_EVENTS=thread; see create() for its bias).
+  bool per_thread_ = false;
+  bool use_hw_ = true;
+  std::vector<UniqueFd> perf_fds_;  // per-CPU mode
+  std::vector<BpfLink> links_;      // per-CPU mode
+  struct ThreadEvents {
+    std::set<uint32_t> tids;
+    std::vector<UniqueFd> fds;
+    std::vector<BpfLink> links;
+  };
+  std::mutex events_mu_;
+  std::map<uint32_t, ThreadEvents> thread_events_;  // per-thread mode, by target pid
   std::string event_name_;
   uint64_t samples_ = 0;
   uint64_t drain_wait_timeouts_ = 0;

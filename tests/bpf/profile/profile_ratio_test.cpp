@@ -1,6 +1,7 @@
 // Ground-truth tests for `tickprobe profile` and `tickprobe offcpu` against
 // fixtures whose split of time is known (tests/fixtures/profile): 3:1 in two
 // named functions. Needs root and BPF (label: bpf).
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,7 +21,7 @@ namespace {
 const std::string kBin = TICKPROBE_BIN_DIR;
 
 // Starts a fixture and waits until it printed "ready".
-pid_t start_fixture(const std::string& name, const std::string& seconds) {
+pid_t start_fixture(const std::string& name, const std::string& seconds, const char* arg2 = nullptr) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   pid_t pid = fork();
@@ -28,7 +29,7 @@ pid_t start_fixture(const std::string& name, const std::string& seconds) {
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     std::string path = kBin + "/" + name;
-    execl(path.c_str(), name.c_str(), seconds.c_str(), static_cast<char*>(nullptr));
+    execl(path.c_str(), name.c_str(), seconds.c_str(), arg2, static_cast<char*>(nullptr));
     _exit(127);
   }
   close(fds[1]);
@@ -115,6 +116,55 @@ TEST(ProfileBpf, CpuRatioOfTwoHotFunctions) {
   EXPECT_GT(inc["burn_hot"].value + inc["burn_cold"].value, 0.9 * inc["spin_for"].value);
   EXPECT_GT(inc["spin_for"].callers["burn_hot"], 0);
 }
+
+// CPU ns a thread has run (schedstat's first field), or -1.
+double thread_cpu_ns(pid_t pid, pid_t tid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/schedstat").c_str(), "r");
+  if (!f) return -1;
+  double ns = -1;
+  if (fscanf(f, "%lf", &ns) != 1) ns = -1;
+  fclose(f);
+  return ns;
+}
+
+// The sampling events are per target thread, inherited: a thread the
+// target creates after the profiler attached must be sampled too, at the
+// sampling frequency per second of the CPU time it ran (ground truth:
+// its schedstat; it starts inside the window, so all of that time until
+// the window closes is in the window).
+// Both event placements: per CPU (default) and per target thread
+// (TICKPROBE_PROFILE_EVENTS=thread, where only inheritance covers it).
+class ProfileEvents : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ProfileEvents, ThreadCreatedAfterAttachIsSampledAtTheFrequency) {
+  pid_t pid = start_fixture("cpu_fixture", "30", "2.5");  // a second thread from 2.5 s
+  ASSERT_GT(pid, 0);
+  int rc = -1;
+  std::string out = run_capture("TICKPROBE_PROFILE_EVENTS=" + GetParam() + " " + kBin + "/tickprobe profile -q --pid " +
+                                    std::to_string(pid) + " -d 5 -F 199 --format json",
+                                &rc);
+  double late_ns = -1;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d))
+      if (pid_t tid = atoi(e->d_name); tid > 0 && tid != pid) late_ns = thread_cpu_ns(pid, tid);
+    closedir(d);
+  }
+  stop(pid);
+  ASSERT_EQ(rc, 0) << out;
+  ASSERT_GT(late_ns, 0) << "the fixture's second thread did not run";
+  auto prof = nlohmann::json::parse(out);
+  double late_n = inclusive(prof, {"burn_late"})["burn_late"].value;
+  // schedstat was read just after tickprobe exited: a few ms more than the
+  // window (a sample or two); the count is Poisson-like around F * CPU s.
+  double expected = 199 * late_ns / 1e9;
+  std::printf("thread created after attach: %g samples, %.0f expected from %.3f s of CPU\n", late_n, expected,
+              late_ns / 1e9);
+  ASSERT_GT(expected, 100) << "the second thread ran too little to compare";
+  EXPECT_NEAR(late_n, expected, std::max(0.1 * expected, 4 * std::sqrt(expected)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Placements, ProfileEvents, ::testing::Values("cpu", "thread"));
 
 TEST(ProfileBpf, OffCpuSharesThroughLibcWrappers) {
   auto prof = record_fixture("offcpu_fixture", "offcpu", "-d 4 --no-kernel");
