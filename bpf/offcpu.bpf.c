@@ -397,7 +397,11 @@ static __always_inline int on_switch(void *ctx, bool preempt, struct task_struct
 			s->tgid = prev_tgid;
 			s->state = state;
 			s->flags = 0;
-			bpf_get_current_comm(s->comm, sizeof(s->comm));
+			/* The key takes the name at switch-in (next->comm); the
+			 * record keeps the first one, for blocks still open at the
+			 * end (account_still_blocked). */
+			if (!s->comm[0])
+				bpf_get_current_comm(s->comm, sizeof(s->comm));
 			s->user_stack = tp_current_user_stack_cached(prev_tgid);
 			s->kernel_stack = 0; /* at switch-in, if the block is long enough */
 			s->ts_ns = now;      /* last: a record with ts_ns set is complete */
@@ -425,7 +429,7 @@ switch_in:
 			if (collect_kernel && !key.kernel_stack && !(s->flags & OFFCPU_START_SEEDED))
 				key.kernel_stack = blocked_task_kernel_stack_cached(next, s->user_stack);
 			key.state = s->state;
-			__builtin_memcpy(key.comm, s->comm, sizeof(key.comm));
+			__builtin_memcpy(key.comm, next->comm, sizeof(key.comm)); /* BTF loads */
 			__s32 slot = tp_slot_enter();
 			if (slot == 1)
 				add_block(&counts_1, &key, delta);
