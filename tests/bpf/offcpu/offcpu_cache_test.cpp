@@ -108,19 +108,45 @@ Inclusive inclusive(const nlohmann::json& prof, const std::string& fn) {
   return out;
 }
 
+// One recording: the fixture started with `args`, `tickprobe offcpu` over
+// `seconds` of it, the fixture's own counts at its end.
+struct Recording {
+  int rc = -1;
+  std::string out;
+  nlohmann::json prof;
+  std::map<std::string, double> truth;
+};
+
+Recording record(const std::string& args, int seconds) {
+  Recording r;
+  Fixture f = start_pingpong(args);
+  if (f.pid <= 0) return r;
+  r.out = run_capture(kBin + "/tickprobe offcpu -q --pid " + std::to_string(f.pid) + " -d " +
+                          std::to_string(seconds) + " --format json",
+                      &r.rc);
+  r.truth = finish(f);
+  if (r.rc == 0) r.prof = nlohmann::json::parse(r.out);
+  return r;
+}
+
+// Blocks in S (at the fixture's fixed places, not preemptions).
+double sleeping_blocks(const nlohmann::json& prof) {
+  double n = 0;
+  for (const auto& s : prof["samples"])
+    if (s["labels"].value("state", "") == "S") n += s["values"][1].get<double>();
+  return n;
+}
+
 // The same blocking read reached from two callers at identical registers:
 // the cache must not hand one caller's stack to the other, and the blocked
 // time must match what the fixture measured around its read() calls.
 TEST(OffCpuCache, TwoCallersAtSameRegistersKeepTheirStacksAndTotals) {
   // The pong side naps 2 ms per round trip: the ping thread's reads block
   // ~2 ms each, so its time inside read() is almost all off-CPU.
-  Fixture f = start_pingpong("--duration 9 --delay-us 2000 --two-callers");
-  ASSERT_GT(f.pid, 0);
-  int rc = -1;
-  std::string out = run_capture(kBin + "/tickprobe offcpu -q --pid " + std::to_string(f.pid) + " -d 5 --format json", &rc);
-  auto truth = finish(f);
-  ASSERT_EQ(rc, 0) << out;
-  auto prof = nlohmann::json::parse(out);
+  Recording r = record("--duration 9 --delay-us 2000 --two-callers", 5);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto& prof = r.prof;
+  auto& truth = r.truth;
   ASSERT_GT(truth["elapsed_ns"], 0);
 
   Inclusive wait = inclusive(prof, "ping_wait");
@@ -149,18 +175,13 @@ TEST(OffCpuCache, TwoCallersAtSameRegistersKeepTheirStacksAndTotals) {
 // A thread that blocks where it blocked last time reuses its last walk;
 // the stacks and totals are still those of the walk.
 TEST(OffCpuCache, RepeatedBlocksHitTheCacheWithRightStacks) {
-  Fixture f = start_pingpong("--duration 8 --delay-us 1000");
-  ASSERT_GT(f.pid, 0);
-  int rc = -1;
-  std::string out = run_capture(kBin + "/tickprobe offcpu -q --pid " + std::to_string(f.pid) + " -d 4 --format json", &rc);
-  auto truth = finish(f);
-  ASSERT_EQ(rc, 0) << out;
-  auto prof = nlohmann::json::parse(out);
+  Recording r = record("--duration 8 --delay-us 1000", 4);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto& prof = r.prof;
+  auto& truth = r.truth;
   double blocks = prof["counters"]["blocks"].get<double>();
   double hits = prof["counters"]["unwind_cache_hits"].get<double>();
-  double sleeps = 0;  // blocks in S: at the fixture's fixed places (not preemptions)
-  for (const auto& s : prof["samples"])
-    if (s["labels"].value("state", "") == "S") sleeps += s["values"][1].get<double>();
+  double sleeps = sleeping_blocks(prof);
   std::printf("blocks %g (%g sleeping), unwind cache hits %g (%.0f%% of the sleeps)\n", blocks, sleeps, hits,
               100 * hits / std::max(sleeps, 1.0));
   // Ping blocks in read, pong in read and nanosleep: all at fixed places,
@@ -186,13 +207,10 @@ TEST(OffCpuCache, RepeatedBlocksHitTheCacheWithRightStacks) {
 // hand each block its own kernel stack, in the fixture's measured split,
 // while serving most blocks from the cache.
 TEST(OffCpuCache, OneUserStackTwoKernelPathsKeepTheirKernelStacks) {
-  Fixture f = start_pingpong("--duration 8 --delay-us 1000 --two-paths");
-  ASSERT_GT(f.pid, 0);
-  int rc = -1;
-  std::string out = run_capture(kBin + "/tickprobe offcpu -q --pid " + std::to_string(f.pid) + " -d 4 --format json", &rc);
-  auto truth = finish(f);
-  ASSERT_EQ(rc, 0) << out;
-  auto prof = nlohmann::json::parse(out);
+  Recording r = record("--duration 8 --delay-us 1000 --two-paths", 4);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto& prof = r.prof;
+  auto& truth = r.truth;
   ASSERT_GT(truth["ping_wait_ns"], 0);
   Inclusive wait = inclusive(prof, "ping_wait");
   ASSERT_GT(wait.ns, 0) << prof.dump().substr(0, 2000);
@@ -203,9 +221,7 @@ TEST(OffCpuCache, OneUserStackTwoKernelPathsKeepTheirKernelStacks) {
   // Each block ~1 ms (the pong side naps): the split is by time, 1:1.
   EXPECT_NEAR(traced_sock, truth_sock, 0.06);
   EXPECT_GT(wait.kernel_pipe_read_ns + wait.kernel_unix_read_ns, 0.95 * wait.ns);
-  double sleeps = 0;
-  for (const auto& s : prof["samples"])
-    if (s["labels"].value("state", "") == "S") sleeps += s["values"][1].get<double>();
+  double sleeps = sleeping_blocks(prof);
   double hits = prof["counters"].value("kernel_stack_cache_hits", 0.0);
   std::printf("sleeping blocks %g, kernel stack cache hits %g\n", sleeps, hits);
   // Mostly served from the cache (the share is a benchmark number; here it
