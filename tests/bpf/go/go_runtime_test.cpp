@@ -175,9 +175,13 @@ TEST(GoRuntime, StopTheWorldPausesMatchReadGCStats) {
   // Two pauses per cycle and no other stop-the-world (GOGC=off, and
   // debug.ReadGCStats does not stop the world).
   EXPECT_EQ(count, 2 * cycles);
-  // Total within 5% or 50 us per cycle. (Go's own clock also runs through
-  // the two probe traps of each pause; ours does not, so ours is lower.)
-  EXPECT_NEAR(ours_us, go_total_us, std::max(0.05 * go_total_us, 50.0 * cycles));
+  // Go's own clock also runs through the two probe traps of each pause;
+  // ours does not, so ours is lower by up to four traps per cycle. A trap
+  // on a single-stepped instruction costs 20-27 us here (measured for the
+  // allocator site chooser, docs/architecture.md), so: ours at most 5%
+  // above, and below by at most 5% or four 30 us traps per cycle.
+  EXPECT_LE(ours_us, 1.05 * go_total_us);
+  EXPECT_GE(ours_us, go_total_us - std::max(0.05 * go_total_us, 4 * 30.0 * cycles));
   EXPECT_EQ(r["counters"]["unmatched_end"], 0);
   EXPECT_TRUE(server.proc->running());
 }
